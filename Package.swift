@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module graph (one-way): CBLAS -> TensorCore -> Autodiff -> NN -> Checkpoint -> Methods -> acq-dist.
+// Safetensors and Data depend on TensorCore only. See docs/architecture.md.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "acq-dist",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "acq-dist", targets: ["acq-dist"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "Autodiff", dependencies: ["TensorCore"], swiftSettings: optimize),
+        .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
+        .target(name: "Safetensors", dependencies: ["TensorCore"], swiftSettings: optimize),
+        .target(name: "Checkpoint", dependencies: ["NN", "Safetensors"], swiftSettings: optimize),
+        .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimize),
+        .target(name: "Methods",
+                dependencies: ["NN", "Checkpoint", "Data",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: optimize),
+        .executableTarget(name: "acq-dist",
+                          dependencies: ["Methods",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          swiftSettings: optimize),
+        .target(name: "TestSupport", dependencies: ["Safetensors"], path: "Tests/TestSupport",
+                resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,217 @@
+/// Shapes of one 2-D convolution (square kernel, symmetric padding, NCHW / OIHW).
+public struct ConvGeometry: Equatable, Sendable {
+    public let batch, inChannels, height, width: Int
+    public let outChannels, kernel, stride, padding: Int
+    public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+    /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column).
+    public var patch: Int { inChannels * kernel * kernel }
+
+    public init(input: [Int], weight: [Int], stride: Int, padding: Int) {
+        precondition(input.count == 4, "conv2d input must be [N, C, H, W], got \(input)")
+        precondition(weight.count == 4 && weight[2] == weight[3],
+                     "conv2d weight must be [O, I, k, k], got \(weight)")
+        precondition(input[1] == weight[1], "conv2d input has \(input[1]) channels, weight expects \(weight[1])")
+        precondition(stride >= 1 && padding >= 0, "conv2d stride \(stride) / padding \(padding)")
+        (batch, inChannels, height, width) = (input[0], input[1], input[2], input[3])
+        (outChannels, kernel) = (weight[0], weight[2])
+        (self.stride, self.padding) = (stride, padding)
+        precondition(outHeight >= 1 && outWidth >= 1, "conv2d output would be empty for input \(input)")
+    }
+
+    /// Images per GEMM: enough output positions that BLAS gets a well-shaped matrix.
+    var imagesPerGEMM: Int { Swift.max(1, 1024 / (outHeight * outWidth)) }
+}
+
+// MARK: - im2col / col2im
+
+/// cols[patch, ldc] gets the patches of `images` consecutive images starting at `x`
+/// (column s*HWout + p for image s, output position p).
+@inlinable
+func im2col(_ g: ConvGeometry, x: UnsafePointer<Float>, images: Int,
+            cols: UnsafeMutablePointer<Float>, ldc: Int) {
+    let (H, W, K, S, P) = (g.height, g.width, g.kernel, g.stride, g.padding)
+    let (Ho, Wo) = (g.outHeight, g.outWidth)
+    let hw = Ho * Wo
+    for s in 0..<images {
+        for c in 0..<g.inChannels {
+            let plane = x + (s * g.inChannels + c) * H * W
+            for ki in 0..<K {
+                for kj in 0..<K {
+                    let row = cols + ((c * K + ki) * K + kj) * ldc + s * hw
+                    for oy in 0..<Ho {
+                        let iy = oy * S - P + ki
+                        let dst = row + oy * Wo
+                        if iy < 0 || iy >= H {
+                            dst.update(repeating: 0, count: Wo)
+                            continue
+                        }
+                        let src = plane + iy * W
+                        if S == 1 {
+                            // Contiguous run; only the edges fall in the padding.
+                            for ox in 0..<Wo {
+                                let ix = ox - P + kj
+                                dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
+                            }
+                        } else {
+                            for ox in 0..<Wo {
+                                let ix = ox * S - P + kj
+                                dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each column entry back into the image gradient `gx`.
+@inlinable
+func col2im(_ g: ConvGeometry, cols: UnsafePointer<Float>, ldc: Int, images: Int,
+            gx: UnsafeMutablePointer<Float>) {
+    let (H, W, K, S, P) = (g.height, g.width, g.kernel, g.stride, g.padding)
+    let (Ho, Wo) = (g.outHeight, g.outWidth)
+    let hw = Ho * Wo
+    for s in 0..<images {
+        for c in 0..<g.inChannels {
+            let plane = gx + (s * g.inChannels + c) * H * W
+            for ki in 0..<K {
+                for kj in 0..<K {
+                    let row = cols + ((c * K + ki) * K + kj) * ldc + s * hw
+                    for oy in 0..<Ho {
+                        let iy = oy * S - P + ki
+                        if iy < 0 || iy >= H { continue }
+                        let dst = plane + iy * W
+                        let src = row + oy * Wo
+                        for ox in 0..<Wo {
+                            let ix = ox * S - P + kj
+                            if ix >= 0 && ix < W { dst[ix] += src[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Forward
+
+/// y = conv2d(x, weight) + bias.
+/// - x: [N, C, H, W]; weight: [O, C, k, k]; bias: [O] or nil. Returns [N, O, Ho, Wo].
+public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int) -> Tensor {
+    let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+    if let bias { precondition(bias.shape == [g.outChannels], "conv2d bias must be [\(g.outChannels)], got \(bias.shape)") }
+    let hw = g.outHeight * g.outWidth
+    var y = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
+    let per = g.imagesPerGEMM
+    x.withUnsafeBufferPointer { xp in
+        weight.withUnsafeBufferPointer { wp in
+            y.withUnsafeMutableBufferPointer { yp in
+                let yBase = yp.baseAddress!
+                Compute.parallelFor(Compute.ranges(g.batch).count) { piece in
+                    let range = Compute.ranges(g.batch)[piece]
+                    let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
+                    let out = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
+                    defer { cols.deallocate(); out.deallocate() }
+                    var n0 = range.lowerBound
+                    while n0 < range.upperBound {
+                        let nb = Swift.min(per, range.upperBound - n0)
+                        let ldc = nb * hw
+                        im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
+                               images: nb, cols: cols, ldc: ldc)
+                        // out[O, nb*hw] = W[O, patch] * cols[patch, nb*hw]
+                        sgemm(transA: false, transB: false, m: g.outChannels, n: ldc, k: g.patch,
+                              a: wp.baseAddress!, lda: g.patch, b: cols, ldb: ldc, c: out, ldc: ldc)
+                        for s in 0..<nb {
+                            for o in 0..<g.outChannels {
+                                let dst = yBase + ((n0 + s) * g.outChannels + o) * hw
+                                dst.update(from: out + o * ldc + s * hw, count: hw)
+                            }
+                        }
+                        n0 += nb
+                    }
+                }
+            }
+        }
+    }
+    if let bias { y.addChannelBias(bias) }
+    return y
+}
+
+// MARK: - Backward
+
+/// Gradients of `conv2dForward` with respect to the requested inputs.
+/// - gradOutput: [N, O, Ho, Wo]. Returns grad x [N, C, H, W], grad weight [O, C, k, k], grad bias [O].
+public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stride: Int, padding: Int,
+                           needInput: Bool, needWeight: Bool, needBias: Bool)
+    -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
+    let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+    precondition(gradOutput.shape == [g.batch, g.outChannels, g.outHeight, g.outWidth],
+                 "conv2d gradient shape \(gradOutput.shape) does not match output")
+    let hw = g.outHeight * g.outWidth
+    let per = g.imagesPerGEMM
+    let pieces = Compute.ranges(g.batch)
+    var gx = Tensor.zeros(needInput ? x.shape : [0])
+    // One partial weight gradient per thread, summed at the end (no shared writes).
+    let wCount = weight.count
+    let partialW = UnsafeMutablePointer<Float>.allocate(capacity: needWeight ? pieces.count * wCount : 1)
+    defer { partialW.deallocate() }
+    if needWeight { partialW.initialize(repeating: 0, count: pieces.count * wCount) }
+    x.withUnsafeBufferPointer { xp in
+        weight.withUnsafeBufferPointer { wp in
+            gradOutput.withUnsafeBufferPointer { gyp in
+                gx.withUnsafeMutableBufferPointer { gxp in
+                    Compute.parallelFor(pieces.count) { piece in
+                        let range = pieces[piece]
+                        let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
+                        let gy = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
+                        defer { cols.deallocate(); gy.deallocate() }
+                        var n0 = range.lowerBound
+                        while n0 < range.upperBound {
+                            let nb = Swift.min(per, range.upperBound - n0)
+                            let ldc = nb * hw
+                            // gy[O, nb*hw] gathered from the NCHW gradient.
+                            for s in 0..<nb {
+                                for o in 0..<g.outChannels {
+                                    (gy + o * ldc + s * hw).update(
+                                        from: gyp.baseAddress! + ((n0 + s) * g.outChannels + o) * hw, count: hw)
+                                }
+                            }
+                            if needWeight {
+                                im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
+                                       images: nb, cols: cols, ldc: ldc)
+                                // gW[O, patch] += gy[O, nb*hw] * cols[patch, nb*hw]^T
+                                sgemm(transA: false, transB: true, m: g.outChannels, n: g.patch, k: ldc,
+                                      a: gy, lda: ldc, b: cols, ldb: ldc, beta: 1,
+                                      c: partialW + piece * wCount, ldc: g.patch)
+                            }
+                            if needInput {
+                                // cols[patch, nb*hw] = W[O, patch]^T * gy[O, nb*hw]
+                                sgemm(transA: true, transB: false, m: g.patch, n: ldc, k: g.outChannels,
+                                      a: wp.baseAddress!, lda: g.patch, b: gy, ldb: ldc, c: cols, ldc: ldc)
+                                col2im(g, cols: cols, ldc: ldc, images: nb,
+                                       gx: gxp.baseAddress! + n0 * g.inChannels * g.height * g.width)
+                            }
+                            n0 += nb
+                        }
+                    }
+                }
+            }
+        }
+    }
+    var gw: Tensor? = nil
+    if needWeight {
+        var total = Tensor(uninitializedShape: weight.shape)
+        total.withUnsafeMutableBufferPointer { t in
+            t.baseAddress!.update(from: partialW, count: wCount)
+            for piece in 1..<pieces.count {
+                let src = partialW + piece * wCount
+                for i in 0..<wCount { t[i] += src[i] }
+            }
+        }
+        gw = total
+    }
+    let gb = needBias ? gradOutput.sumPerChannel() : nil
+    return (needInput ? gx : nil, gw, gb)
+}

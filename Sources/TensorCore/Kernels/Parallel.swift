@@ -1,0 +1,34 @@
+import CBLAS
+import Dispatch
+
+/// How many threads the kernels of this process use.
+///
+/// Kernels split their work (mostly the batch) over this many threads and call BLAS
+/// single-threaded inside each piece: small per-image GEMMs parallelise far better across images
+/// than inside one GEMM. Under MPI the launcher sets one thread per rank.
+public enum Compute {
+    nonisolated(unsafe) public private(set) static var threads: Int = 1
+
+    /// Sets the kernel thread count; OpenBLAS itself is kept at one thread.
+    public static func setThreads(_ n: Int) {
+        precondition(n >= 1, "thread count must be at least 1, got \(n)")
+        threads = n
+        openblas_set_num_threads(1)
+    }
+
+    /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
+    @inlinable
+    public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
+        if chunks <= 1 || threads == 1 {
+            for i in 0..<chunks { body(i) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+        }
+    }
+
+    /// Splits `0..<n` into at most `threads` contiguous ranges of near-equal size.
+    public static func ranges(_ n: Int, pieces: Int? = nil) -> [Range<Int>] {
+        let p = Swift.max(1, Swift.min(n, pieces ?? threads))
+        return (0..<p).map { i in (n * i / p)..<(n * (i + 1) / p) }
+    }
+}
