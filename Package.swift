@@ -37,7 +37,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: optimize),
-        .target(name: "TestSupport", dependencies: ["Safetensors"], path: "Tests/TestSupport",
+        .target(name: "TestSupport", dependencies: ["Safetensors", "Autodiff"], path: "Tests/TestSupport",
                 resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "TestSupport"]),

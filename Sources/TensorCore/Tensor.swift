@@ -137,3 +137,20 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(\(shape), [\(head)\(count > 8 ? ", ..." : "")])"
     }
 }
+
+extension Tensor {
+    /// Copies `source`'s elements into this tensor's memory *without* copy-on-write: every
+    /// tensor sharing the storage sees the new values. This is what a parameter arena wants
+    /// (layers, optimizer and arena share one buffer); nothing else should call it.
+    public func writeThrough(_ source: Tensor) {
+        precondition(source.count == count, "writeThrough: \(source.shape) into \(shape)")
+        source.withUnsafeBufferPointer { s in
+            (storage.pointer + offset).update(from: s.baseAddress!, count: count)
+        }
+    }
+
+    /// Raw access to this tensor's memory without copy-on-write (see `writeThrough`).
+    public func withSharedMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: storage.pointer + offset, count: count))
+    }
+}

@@ -1,0 +1,26 @@
+import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// max(x, 0).
+public func relu(_ x: Variable) -> Variable {
+    let y = x.value.map { $0 > 0 ? $0 : 0 }
+    return record(y, [x]) { gy, _ in
+        // The output's sign is the input's, so y is all backward needs.
+        [gy.zipMap(y) { g, v in v > 0 ? g : 0 }]
+    }
+}
+
+/// x for x > 0, slope * x otherwise.
+public func leakyRelu(_ x: Variable, slope: Float = 0.2) -> Variable {
+    let xv = x.value
+    let y = xv.map { $0 > 0 ? $0 : slope * $0 }
+    return record(y, [x]) { gy, _ in [gy.zipMap(xv) { g, v in v > 0 ? g : slope * g }] }
+}
+
+/// tanh(x).
+public func tanh(_ x: Variable) -> Variable {
+    let y = x.value.map { Glibc.tanhf($0) }
+    return record(y, [x]) { gy, _ in [gy.zipMap(y) { g, t in g * (1 - t * t) }] }
+}

@@ -1,0 +1,85 @@
+import TensorCore
+
+/// a + b (same shape).
+public func + (a: Variable, b: Variable) -> Variable {
+    record(a.value + b.value, [a, b]) { gy, _ in [gy, gy] }
+}
+
+/// a - b (same shape).
+public func - (a: Variable, b: Variable) -> Variable {
+    record(a.value - b.value, [a, b]) { gy, needs in [gy, needs[1] ? gy * -1 : nil] }
+}
+
+/// a * b element-wise (same shape).
+public func * (a: Variable, b: Variable) -> Variable {
+    let (av, bv) = (a.value, b.value)
+    return record(av * bv, [a, b]) { gy, needs in [needs[0] ? gy * bv : nil, needs[1] ? gy * av : nil] }
+}
+
+/// a * s for a constant s.
+public func * (a: Variable, s: Float) -> Variable {
+    record(a.value * s, [a]) { gy, _ in [gy * s] }
+}
+
+public func * (s: Float, a: Variable) -> Variable { a * s }
+
+/// The same elements under another shape.
+public func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
+    let old = x.shape
+    return record(x.value.reshaped(shape), [x]) { gy, _ in [gy.reshaped(old)] }
+}
+
+/// [N, ...] -> [N, rest].
+public func flatten(_ x: Variable) -> Variable { reshape(x, [x.shape[0], -1]) }
+
+/// Concatenation along axis 1 (channels).
+public func concatenate(channels parts: [Variable]) -> Variable {
+    let widths = parts.map { $0.shape[1] }
+    return record(Tensor.concatenate(channels: parts.map(\.value)), parts) { gy, needs in
+        var c0 = 0
+        return zip(widths, needs).map { w, need in
+            defer { c0 += w }
+            return need ? gy.channels(c0..<(c0 + w)) : nil
+        }
+    }
+}
+
+/// Sum of all elements, as a one-element tensor of shape [].
+public func sum(_ x: Variable) -> Variable {
+    let shape = x.shape
+    return record(Tensor.scalar(x.value.sum()), [x]) { gy, _ in [Tensor(shape: shape, repeating: gy.item)] }
+}
+
+/// Mean of all elements, as a one-element tensor of shape [].
+public func mean(_ x: Variable) -> Variable {
+    let shape = x.shape
+    let n = Float(x.value.count)
+    return record(Tensor.scalar(x.value.sum() / n), [x]) { gy, _ in [Tensor(shape: shape, repeating: gy.item / n)] }
+}
+
+/// Rows of a table picked by index: the label embedding of the generator.
+/// - table: [rows, dim]; indices: N values in 0..<rows. Returns [N, dim].
+public func embedding(_ table: Variable, indices: [Int]) -> Variable {
+    precondition(table.value.rank == 2, "embedding table must be [rows, dim], got \(table.shape)")
+    let (rows, dim) = (table.shape[0], table.shape[1])
+    for i in indices { precondition(i >= 0 && i < rows, "embedding index \(i) outside 0..<\(rows)") }
+    var y = Tensor(uninitializedShape: [indices.count, dim])
+    table.value.withUnsafeBufferPointer { t in
+        y.withUnsafeMutableBufferPointer { o in
+            for (r, i) in indices.enumerated() {
+                (o.baseAddress! + r * dim).update(from: t.baseAddress! + i * dim, count: dim)
+            }
+        }
+    }
+    return record(y, [table]) { gy, _ in
+        var gt = Tensor.zeros([rows, dim])
+        gy.withUnsafeBufferPointer { g in
+            gt.withUnsafeMutableBufferPointer { d in
+                for (r, i) in indices.enumerated() {
+                    for j in 0..<dim { d[i * dim + j] += g[r * dim + j] }
+                }
+            }
+        }
+        return [gt]
+    }
+}

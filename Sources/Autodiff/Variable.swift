@@ -1,0 +1,106 @@
+import TensorCore
+
+/// A tensor in the computation graph: its value, its gradient once `backward` has run, and the
+/// op that produced it.
+///
+/// Leaves are inputs and parameters; a leaf with `requiresGrad` collects a gradient. Every op
+/// output whose inputs need gradients records a node: its inputs and a closure that maps the
+/// output gradient to input gradients. The closure sits in the same file as the op's forward.
+public final class Variable {
+    public var value: Tensor
+    public var grad: Tensor?
+    public let requiresGrad: Bool
+    let node: Node?
+
+    /// A leaf.
+    public init(_ value: Tensor, requiresGrad: Bool = false) {
+        self.value = value
+        self.requiresGrad = requiresGrad
+        node = nil
+    }
+
+    init(_ value: Tensor, node: Node) {
+        self.value = value
+        requiresGrad = true
+        self.node = node
+    }
+
+    public var shape: [Int] { value.shape }
+    public var isLeaf: Bool { node == nil }
+
+    /// The same value, cut from the graph.
+    public func detached() -> Variable { Variable(value) }
+}
+
+/// One recorded op: maps the gradient of its output to the gradients of its inputs
+/// (`needs[i]` tells whether input i wants one; entries for the others may be nil).
+final class Node {
+    let inputs: [Variable]
+    let backward: (Tensor, [Bool]) -> [Tensor?]
+
+    init(inputs: [Variable], backward: @escaping (Tensor, [Bool]) -> [Tensor?]) {
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+/// Whether ops record the graph. Off inside `withoutGradients`, for evaluation.
+public enum GradientMode {
+    nonisolated(unsafe) static var disabledDepth = 0
+    public static var isEnabled: Bool { disabledDepth == 0 }
+}
+
+/// Runs `body` without recording any graph (evaluation, statistics, inference).
+public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+    GradientMode.disabledDepth += 1
+    defer { GradientMode.disabledDepth -= 1 }
+    return try body()
+}
+
+/// Records an op: `value` computed from `inputs`; `backward` as in `Node`.
+/// Returns a plain leaf when no input needs a gradient, so frozen parts cost nothing.
+func record(_ value: Tensor, _ inputs: [Variable],
+            backward: @escaping (Tensor, [Bool]) -> [Tensor?]) -> Variable {
+    guard GradientMode.isEnabled, inputs.contains(where: \.requiresGrad) else { return Variable(value) }
+    return Variable(value, node: Node(inputs: inputs, backward: backward))
+}
+
+extension Variable {
+    /// Reverse-mode sweep from this variable: leaves with `requiresGrad` add their gradient to
+    /// `grad` (gradients accumulate across calls until reset).
+    /// - seed: dL/d(self); defaults to ones (for a scalar loss, 1).
+    public func backward(seed: Tensor? = nil) {
+        precondition(requiresGrad, "backward from a variable that does not depend on any parameter")
+        let seed = seed ?? Tensor.ones(value.shape)
+        precondition(seed.shape == value.shape, "backward seed \(seed.shape) for value \(value.shape)")
+        // Topological order by iterative depth-first search (the graph can be deep).
+        var order: [Variable] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Variable, Bool)] = [(self, false)]
+        while let (v, expanded) = stack.popLast() {
+            if expanded { order.append(v); continue }
+            if !visited.insert(ObjectIdentifier(v)).inserted { continue }
+            stack.append((v, true))
+            for input in v.node?.inputs ?? [] where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
+            }
+        }
+        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        for v in order.reversed() {
+            guard let g = pending.removeValue(forKey: ObjectIdentifier(v)) else { continue }
+            guard let node = v.node else {
+                if v.grad == nil { v.grad = g } else { v.grad!.add(g) }
+                continue
+            }
+            let needs = node.inputs.map(\.requiresGrad)
+            let grads = node.backward(g, needs)
+            for (input, grad) in zip(node.inputs, grads) where input.requiresGrad {
+                guard let grad else { continue }
+                precondition(grad.shape == input.value.shape,
+                             "gradient shape \(grad.shape) for input \(input.value.shape)")
+                let id = ObjectIdentifier(input)
+                if pending[id] == nil { pending[id] = grad } else { pending[id]!.add(grad) }
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Autodiff
+import TensorCore
+
+/// The CIFAR-style ResNet family (He et al. 2016, section 4.2): a 3x3 stem with 16 channels,
+/// three stages of BasicBlocks with 16/32/64 channels (stride 2 entering stages 2 and 3, with a
+/// 1x1 conv + BN projection shortcut there), global average pooling and a linear classifier.
+/// Depth 6n+2: ResNet-20 (n=3), 32, 44, 56.
+public struct ResNetConfig: Codable, Equatable, Sendable {
+    public var depth: Int
+    public var inChannels: Int
+    public var classes: Int
+
+    public init(depth: Int = 20, inChannels: Int = 1, classes: Int = 10) {
+        self.depth = depth
+        self.inChannels = inChannels
+        self.classes = classes
+    }
+
+    public static let supportedDepths = [20, 32, 44, 56]
+    public var blocksPerStage: Int { (depth - 2) / 6 }
+    public var name: String { "resnet\(depth)" }
+}
+
+/// conv3x3-BN-ReLU-conv3x3-BN, plus the identity or a projection, then ReLU.
+/// Names as the reference: c1, b1, c2, b2, sc.0 (1x1 conv), sc.1 (BN).
+public final class BasicBlock: Layer {
+    public let c1: Conv2d, b1: BatchNorm2d, c2: Conv2d, b2: BatchNorm2d
+    public let shortcut: Sequential?
+
+    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, seed: UInt64) {
+        let initialization = WeightInitialization.kaimingNormalFanOut
+        c1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, bias: false,
+                    seed: seed &+ 1, initialization: initialization)
+        b1 = BatchNorm2d(outChannels)
+        c2 = Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, bias: false,
+                    seed: seed &+ 2, initialization: initialization)
+        b2 = BatchNorm2d(outChannels)
+        if stride != 1 || inChannels != outChannels {
+            shortcut = Sequential([
+                Conv2d(inChannels, outChannels, kernel: 1, stride: stride, bias: false,
+                       seed: seed &+ 3, initialization: initialization),
+                BatchNorm2d(outChannels),
+            ])
+        } else {
+            shortcut = nil
+        }
+    }
+
+    public var children: [(String, any Layer)] {
+        var c: [(String, any Layer)] = [("c1", c1), ("b1", b1), ("c2", c2), ("b2", b2)]
+        if let shortcut { c.append(("sc", shortcut)) }
+        return c
+    }
+
+    /// - x: [N, in, H, W]. Returns [N, out, H/stride, W/stride].
+    public func forward(_ x: Variable) -> Variable {
+        let out = b2(c2(relu(b1(c1(x)))))
+        return relu(out + (shortcut?.forward(x) ?? x))
+    }
+}
+
+public final class ResNet: Layer {
+    public let config: ResNetConfig
+    public let conv: Conv2d
+    public let bn: BatchNorm2d
+    public let layers: Sequential
+    public let fc: Linear
+
+    public init(_ config: ResNetConfig, seed: UInt64 = 0) {
+        precondition(ResNetConfig.supportedDepths.contains(config.depth),
+                     "ResNet depth must be one of \(ResNetConfig.supportedDepths), got \(config.depth)")
+        self.config = config
+        conv = Conv2d(config.inChannels, 16, kernel: 3, padding: 1, bias: false, seed: seed,
+                      initialization: .kaimingNormalFanOut)
+        bn = BatchNorm2d(16)
+        var blocks: [any Layer] = []
+        var channels = 16
+        for (stage, width) in [16, 32, 64].enumerated() {
+            for i in 0..<config.blocksPerStage {
+                let stride = (stage > 0 && i == 0) ? 2 : 1
+                blocks.append(BasicBlock(channels, width, stride: stride, seed: seed &+ UInt64(16 * (blocks.count + 1))))
+                channels = width
+            }
+        }
+        layers = Sequential(blocks)
+        fc = Linear(64, config.classes, seed: seed &+ 7919)
+    }
+
+    public var children: [(String, any Layer)] {
+        [("conv", conv), ("bn", bn), ("layers", layers), ("fc", fc)]
+    }
+
+    /// The last stage's output before pooling: [N, 64, H/4, W/4] (what attention maps read).
+    public func features(_ x: Variable) -> Variable {
+        precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
+                     "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
+        return layers(relu(bn(conv(x))))
+    }
+
+    public func classify(_ features: Variable) -> Variable {
+        fc(flatten(globalAveragePool(features)))
+    }
+
+    /// - x: [N, inChannels, H, W]. Returns logits [N, classes].
+    public func forward(_ x: Variable) -> Variable { classify(features(x)) }
+
+    /// All batch-norm layers in forward order.
+    public var batchNorms: [BatchNorm2d] { allLayers().compactMap { $0 as? BatchNorm2d } }
+}
