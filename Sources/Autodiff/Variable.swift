@@ -44,17 +44,15 @@ final class Node {
     }
 }
 
-/// Whether ops record the graph. Off inside `withoutGradients`, for evaluation.
+/// Whether ops record the graph. Off inside `withoutGradients`, for evaluation; task-local, so
+/// concurrent work (tests, evaluation beside training) does not see another's setting.
 public enum GradientMode {
-    nonisolated(unsafe) static var disabledDepth = 0
-    public static var isEnabled: Bool { disabledDepth == 0 }
+    @TaskLocal public static var isEnabled = true
 }
 
 /// Runs `body` without recording any graph (evaluation, statistics, inference).
 public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
-    GradientMode.disabledDepth += 1
-    defer { GradientMode.disabledDepth -= 1 }
-    return try body()
+    try GradientMode.$isEnabled.withValue(false) { try body() }
 }
 
 /// Records an op: `value` computed from `inputs`; `backward` as in `Node`.

@@ -15,7 +15,7 @@ enum Files {
             if exists(path) { return path }
         }
         let others = names.dropFirst().map { join(directory, $0) }
-        let alternatives = others.isEmpty ? "" : "(nor \(others.joined(separator: ", "))); "
+        let alternatives = others.isEmpty ? "" : "also tried \(others.joined(separator: ", ")); "
         throw DatasetError.missingFile(path: join(directory, names[0]), hint: alternatives + hint)
     }
 }

@@ -1,4 +1,5 @@
 import Data
+import Foundation
 import Testing
 
 @Suite struct CIFAR10Tests {
@@ -64,5 +65,3 @@ import Testing
         #expect(error?.path == dir.file("test_batch.bin"))
     }
 }
-
-import Foundation
