@@ -35,8 +35,8 @@ public struct Augmentation: Sendable, Equatable {
     /// so switching one transform off leaves the others' values unchanged.
     public func sample(seed: UInt64, step: Int, index: Int) -> Sample {
         var stream = RandomStream(seed: seed, purpose: Self.randomPurpose, step: step, index: index)
-        let top = stream.integer(below: 2 * padding + 1)
-        let left = stream.integer(below: 2 * padding + 1)
+        let top = stream.int(below: 2 * padding + 1)
+        let left = stream.int(below: 2 * padding + 1)
         let flip = stream.uniform() < 0.5
         return Sample(flip: horizontalFlip && flip, dy: top - padding, dx: left - padding)
     }

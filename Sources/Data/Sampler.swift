@@ -32,7 +32,7 @@ public struct EpochSampler: Sendable {
         guard shuffle else { return order }
         var stream = RandomStream(seed: seed, purpose: Self.randomPurpose, step: epoch, index: 0)
         for i in stride(from: count - 1, to: 0, by: -1) {
-            order.swapAt(i, stream.integer(below: i + 1))
+            order.swapAt(i, stream.int(below: i + 1))
         }
         return order
     }

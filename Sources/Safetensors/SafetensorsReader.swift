@@ -26,7 +26,8 @@ extension SafetensorsFile {
     private mutating func parse(_ bytes: UnsafeRawBufferPointer) throws {
         let file = source
         guard bytes.count >= 8 else {
-            throw SafetensorsError.truncated(file: file, detail: "\(bytes.count) bytes, too short for the 8-byte header length")
+            throw SafetensorsError.truncated(
+                file: file, detail: "\(bytes.count) bytes, too short for the 8-byte header length")
         }
         let declared = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(bytes.count - 8) else {
@@ -37,11 +38,12 @@ extension SafetensorsFile {
         guard (2...Self.maxHeaderLength).contains(headerLength) else {
             throw SafetensorsError.malformedHeader(file: file, detail: "implausible header length \(headerLength)")
         }
+        let json = Data(bytes[8..<8 + headerLength])
         let header: RawHeader
         do {
-            header = try JSONDecoder().decode(RawHeader.self, from: Data(bytes[8..<8 + headerLength]))
+            header = try JSONDecoder().decode(RawHeader.self, from: json)
         } catch {
-            throw SafetensorsError.malformedHeader(file: file, detail: describe(error))
+            throw SafetensorsError.malformedHeader(file: file, detail: describe(error, json: json))
         }
         let buffer = UnsafeRawBufferPointer(rebasing: bytes[(8 + headerLength)...])
 
@@ -86,7 +88,8 @@ private struct Entry {
         var bytes = dtype.byteSize, overflow = false
         for d in raw.shape where !overflow { (bytes, overflow) = bytes.multipliedReportingOverflow(by: d) }
         guard !overflow else {
-            throw SafetensorsError.inconsistentOffsets(file: file, tensor: name, detail: "shape \(raw.shape) is too large")
+            throw SafetensorsError.inconsistentOffsets(
+                file: file, tensor: name, detail: "shape \(raw.shape) is too large")
         }
         let offsets = raw.data_offsets
         guard offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
@@ -142,7 +145,7 @@ private struct RawHeader: Decodable {
 }
 
 /// One line instead of Foundation's multi-line dumps, with the JSON path that failed.
-private func describe(_ error: Error) -> String {
+private func describe(_ error: Error, json: Data) -> String {
     guard let error = error as? DecodingError else { return "\(error)" }
     func at(_ context: DecodingError.Context) -> String {
         let path = context.codingPath.enumerated().map { i, key in
@@ -154,10 +157,21 @@ private func describe(_ error: Error) -> String {
     case let .keyNotFound(key, context):
         return "missing key '\(key.stringValue)'\(at(context))"
     case let .typeMismatch(type, context), let .valueNotFound(type, context):
-        return "expected \(type)\(at(context))"
+        let name = "\(type)"
+        let json = name.hasPrefix("Array") ? "an array" : name.hasPrefix("Dictionary") ? "an object"
+            : name == "String" ? "a string" : name == "Int" ? "an integer" : name
+        return "expected \(json)\(at(context))"
+    case let .dataCorrupted(context) where context.codingPath.isEmpty:
+        // JSONDecoder does not say where the syntax error is; JSONSerialization does.
+        do {
+            _ = try JSONSerialization.jsonObject(with: json)
+        } catch {
+            return "not valid JSON: \((error as NSError).userInfo[NSDebugDescriptionErrorKey] ?? error)"
+        }
+        // Valid JSON rejected without a path: JSONDecoder reports a fractional or huge integer this way.
+        return "a number in shape or data_offsets is not an integer that fits in Int"
     case let .dataCorrupted(context):
-        let cause = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey].map { ": \($0)" } ?? ""
-        return "not valid JSON\(at(context))\(cause)"
+        return "\(context.debugDescription)\(at(context))"
     @unknown default:
         return "\(error)"
     }

@@ -58,7 +58,7 @@ public struct RandomStream: Sendable {
     /// Uniform integer in 0..<n.
     public mutating func int(below n: Int) -> Int {
         precondition(n > 0, "int(below: \(n))")
-        return Int(UInt64(nextWord()) * UInt64(n) >> 32)
+        return Int((UInt64(nextWord()) * UInt64(n)) >> 32)
     }
 
     /// Standard normal by Box-Muller (one value per call; the pair's second half is dropped so

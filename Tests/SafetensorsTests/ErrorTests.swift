@@ -44,8 +44,10 @@ import Testing
         bytes[8] = UInt8(ascii: "[")
         #expect(caseName(try readError(bytes)) == "malformedHeader")
 
-        let good = String(decoding: try sampleFile().serialized(), as: UTF8.self)
-        let renamed = try readError(Data(good.replacingOccurrences(of: "\"shape\"", with: "\"shapf\"").utf8))
+        var misspelt = try sampleFile().serialized()
+        let key = try #require(misspelt.range(of: Data(#""shape""#.utf8)))
+        misspelt.replaceSubrange(key, with: Data(#""shapf""#.utf8))
+        let renamed = try readError(misspelt)
         #expect(caseName(renamed) == "malformedHeader")
         #expect(renamed?.description.contains("'shape'") == true)
         #expect(renamed?.description.contains("layer.") == true)
@@ -69,7 +71,8 @@ import Testing
         #expect(short?.description.contains("'w'") == true)
 
         let overlap = try readError(rawFile(
-            header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
             data: Array(repeating: 0, count: 12)))
         #expect(caseName(overlap) == "inconsistentOffsets")
         #expect(overlap?.description.contains("'b'") == true && overlap?.description.contains("'a'") == true)
@@ -83,8 +86,8 @@ import Testing
             let error = #expect(throws: SafetensorsError.self) { try file.tensor("layer.wieght") }
             #expect(caseName(error) == "missingTensor")
             let text = error?.description ?? ""
-            #expect(text.contains("model.safetensors") && text.contains("'layer.wieght'") && text.contains("'layer.weight'"),
-                    "\(text)")
+            #expect(text.contains("model.safetensors") && text.contains("'layer.wieght'")
+                    && text.contains("'layer.weight'"), "\(text)")
         }
     }
 

@@ -51,7 +51,8 @@ import Testing
         var data: [UInt8] = []
         var fields: [String] = []
         func add(_ name: String, _ dtype: String, _ shape: [Int], _ bytes: [UInt8]) {
-            fields.append("\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":\(shape),\"data_offsets\":[\(data.count),\(data.count + bytes.count)]}")
+            fields.append("\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":\(shape),"
+                + "\"data_offsets\":[\(data.count),\(data.count + bytes.count)]}")
             data += bytes
         }
         add("u8", "U8", [3], [0, 7, 255])
@@ -78,8 +79,8 @@ import Testing
 
     @Test func halfPrecisionWritesRoundToNearestEven() throws {
         var file = SafetensorsFile()
-        file.set("f16", Tensor(shape: [8], scalars: [1 + 0x1p-11, 1 + 3 * 0x1p-11, 65519, 65520, 1e-8, 3e-8, -0.0, .nan]),
-                 dtype: .f16)
+        let halfInputs: [Float] = [1 + 0x1p-11, 1 + 3 * 0x1p-11, 65519, 65520, 1e-8, 3e-8, -0.0, .nan]
+        file.set("f16", Tensor(shape: [8], scalars: halfInputs), dtype: .f16)
         file.set("bf16", Tensor(shape: [3], scalars: [1 + 0x1p-8, 1 + 3 * 0x1p-8, -.infinity]), dtype: .bf16)
         let back = try SafetensorsFile(data: file.serialized(), source: "rounding")
         let half = try back.tensor("f16").scalars

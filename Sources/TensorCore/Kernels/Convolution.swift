@@ -25,6 +25,15 @@ public struct ConvGeometry: Equatable, Sendable {
 
 // MARK: - im2col / col2im
 
+/// Output columns `ox` whose input column `ox * S - P + kj` lies inside 0..<W.
+@inlinable
+func validColumns(_ g: ConvGeometry, kj: Int) -> Range<Int> {
+    let (S, P, W) = (g.stride, g.padding, g.width)
+    let lo = Swift.max(0, (P - kj + S - 1) / S)
+    let hi = Swift.min(g.outWidth, (W - 1 + P - kj) / S + 1)
+    return lo..<Swift.max(lo, hi)
+}
+
 /// cols[patch, ldc] gets the patches of `images` consecutive images starting at `x`
 /// (column s*HWout + p for image s, output position p).
 @inlinable
@@ -33,31 +42,30 @@ func im2col(_ g: ConvGeometry, x: UnsafePointer<Float>, images: Int,
     let (H, W, K, S, P) = (g.height, g.width, g.kernel, g.stride, g.padding)
     let (Ho, Wo) = (g.outHeight, g.outWidth)
     let hw = Ho * Wo
-    for s in 0..<images {
-        for c in 0..<g.inChannels {
-            let plane = x + (s * g.inChannels + c) * H * W
-            for ki in 0..<K {
-                for kj in 0..<K {
+    for kj in 0..<K {
+        // The padding columns are the same for every row: only the valid run is copied.
+        let valid = validColumns(g, kj: kj)
+        let x0 = valid.lowerBound * S - P + kj
+        for s in 0..<images {
+            for c in 0..<g.inChannels {
+                let plane = x + (s * g.inChannels + c) * H * W
+                for ki in 0..<K {
                     let row = cols + ((c * K + ki) * K + kj) * ldc + s * hw
                     for oy in 0..<Ho {
                         let iy = oy * S - P + ki
                         let dst = row + oy * Wo
-                        if iy < 0 || iy >= H {
+                        if iy < 0 || iy >= H || valid.isEmpty {
                             dst.update(repeating: 0, count: Wo)
                             continue
                         }
-                        let src = plane + iy * W
+                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+                        if valid.upperBound < Wo { (dst + valid.upperBound).update(repeating: 0, count: Wo - valid.upperBound) }
+                        let src = plane + iy * W + x0
+                        let d = dst + valid.lowerBound
                         if S == 1 {
-                            // Contiguous run; only the edges fall in the padding.
-                            for ox in 0..<Wo {
-                                let ix = ox - P + kj
-                                dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
-                            }
+                            d.update(from: src, count: valid.count)
                         } else {
-                            for ox in 0..<Wo {
-                                let ix = ox * S - P + kj
-                                dst[ox] = (ix >= 0 && ix < W) ? src[ix] : 0
-                            }
+                            for i in 0..<valid.count { d[i] = src[i * S] }
                         }
                     }
                 }
@@ -73,26 +81,59 @@ func col2im(_ g: ConvGeometry, cols: UnsafePointer<Float>, ldc: Int, images: Int
     let (H, W, K, S, P) = (g.height, g.width, g.kernel, g.stride, g.padding)
     let (Ho, Wo) = (g.outHeight, g.outWidth)
     let hw = Ho * Wo
-    for s in 0..<images {
-        for c in 0..<g.inChannels {
-            let plane = gx + (s * g.inChannels + c) * H * W
-            for ki in 0..<K {
-                for kj in 0..<K {
+    for kj in 0..<K {
+        let valid = validColumns(g, kj: kj)
+        if valid.isEmpty { continue }
+        let x0 = valid.lowerBound * S - P + kj
+        for s in 0..<images {
+            for c in 0..<g.inChannels {
+                let plane = gx + (s * g.inChannels + c) * H * W
+                for ki in 0..<K {
                     let row = cols + ((c * K + ki) * K + kj) * ldc + s * hw
                     for oy in 0..<Ho {
                         let iy = oy * S - P + ki
                         if iy < 0 || iy >= H { continue }
-                        let dst = plane + iy * W
-                        let src = row + oy * Wo
-                        for ox in 0..<Wo {
-                            let ix = ox * S - P + kj
-                            if ix >= 0 && ix < W { dst[ix] += src[ox] }
+                        let dst = plane + iy * W + x0
+                        let src = row + oy * Wo + valid.lowerBound
+                        if S == 1 {
+                            for i in 0..<valid.count { dst[i] += src[i] }
+                        } else {
+                            for i in 0..<valid.count { dst[i * S] += src[i] }
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// Plain loops over every (image, channel, kernel tap, output position): the reference that
+/// the fast im2col/GEMM path is tested against.
+public func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int) -> Tensor {
+    let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+    let (xs, ws, bs) = (x.scalars, weight.scalars, bias?.scalars)
+    var y = [Float](repeating: 0, count: g.batch * g.outChannels * g.outHeight * g.outWidth)
+    for n in 0..<g.batch {
+        for o in 0..<g.outChannels {
+            for oy in 0..<g.outHeight {
+                for ox in 0..<g.outWidth {
+                    var acc = bs?[o] ?? 0
+                    for c in 0..<g.inChannels {
+                        for ki in 0..<g.kernel {
+                            for kj in 0..<g.kernel {
+                                let iy = oy * stride - padding + ki, ix = ox * stride - padding + kj
+                                guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
+                                acc += xs[((n * g.inChannels + c) * g.height + iy) * g.width + ix]
+                                    * ws[((o * g.inChannels + c) * g.kernel + ki) * g.kernel + kj]
+                            }
+                        }
+                    }
+                    y[((n * g.outChannels + o) * g.outHeight + oy) * g.outWidth + ox] = acc
+                }
+            }
+        }
+    }
+    return Tensor(shape: [g.batch, g.outChannels, g.outHeight, g.outWidth], scalars: y)
 }
 
 // MARK: - Forward

@@ -1,0 +1,50 @@
+import Testing
+import TensorCore
+
+// The BLAS GEMM against its plain reference loop, for every transpose combination.
+@Suite struct KernelTests {
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func sgemmMatchesReference(_ ta: Bool, _ tb: Bool) {
+        let (m, n, k) = (5, 7, 3)
+        let a = Tensor.randomNormal(ta ? [k, m] : [m, k], seed: 1)
+        let b = Tensor.randomNormal(tb ? [n, k] : [k, n], seed: 2)
+        let fast = a.matmul(b, transposeSelf: ta, transposeOther: tb)
+        let slow = sgemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.scalars, b: b.scalars)
+        #expect(fast.closeness(to: Tensor(shape: [m, n], scalars: slow), rtol: 1e-5, atol: 1e-6) <= 1)
+    }
+
+    @Test func copyOnWriteKeepsValuesApart() {
+        let a = Tensor(shape: [3], scalars: [1, 2, 3])
+        var b = a
+        b[flat: 0] = 9
+        #expect(a.scalars == [1, 2, 3])
+        #expect(b.scalars == [9, 2, 3])
+    }
+
+    @Test func parallelConvolutionEqualsSingleThreaded() {
+        let x = Tensor.randomNormal([6, 3, 9, 9], seed: 3), w = Tensor.randomNormal([4, 3, 3, 3], seed: 4)
+        let gy = Tensor.randomNormal([6, 4, 5, 5], seed: 5)
+        Compute.setThreads(1)
+        let y1 = conv2dForward(x, weight: w, bias: nil, stride: 2, padding: 1)
+        let g1 = conv2dBackward(x, weight: w, gradOutput: gy, stride: 2, padding: 1, needInput: true, needWeight: true, needBias: true)
+        Compute.setThreads(3)
+        let y3 = conv2dForward(x, weight: w, bias: nil, stride: 2, padding: 1)
+        let g3 = conv2dBackward(x, weight: w, gradOutput: gy, stride: 2, padding: 1, needInput: true, needWeight: true, needBias: true)
+        Compute.setThreads(1)
+        #expect(y1.scalars == y3.scalars)
+        #expect(g1.input!.scalars == g3.input!.scalars)
+        #expect(g1.weight!.closeness(to: g3.weight!, rtol: 1e-5, atol: 1e-6) <= 1)
+    }
+}
+
+@Suite struct ConvolutionKernelTests {
+    // Odd sizes, strides and paddings where the valid-column runs of im2col are uneven.
+    @Test(arguments: [(3, 1, 1, 7, 6), (3, 2, 1, 8, 8), (1, 2, 0, 7, 7), (5, 2, 2, 10, 6), (3, 3, 2, 9, 11), (5, 1, 0, 5, 5)])
+    func im2colConvolutionMatchesReferenceLoops(_ k: Int, _ s: Int, _ p: Int, _ h: Int, _ w: Int) {
+        let x = Tensor.randomNormal([3, 2, h, w], seed: 6), wt = Tensor.randomNormal([4, 2, k, k], seed: 7)
+        let b = Tensor.randomNormal([4], seed: 8)
+        let fast = conv2dForward(x, weight: wt, bias: b, stride: s, padding: p)
+        let slow = conv2dReference(x, weight: wt, bias: b, stride: s, padding: p)
+        #expect(fast.closeness(to: slow, rtol: 1e-4, atol: 1e-5) <= 1)
+    }
+}
