@@ -54,16 +54,17 @@ func im2col(_ g: ConvGeometry, x: UnsafePointer<Float>, images: Int,
                     for oy in 0..<Ho {
                         let iy = oy * S - P + ki
                         let dst = row + oy * Wo
+                        // Rows are short (7 to 32 floats): plain loops beat memcpy/memset calls.
                         if iy < 0 || iy >= H || valid.isEmpty {
-                            dst.update(repeating: 0, count: Wo)
+                            for i in 0..<Wo { dst[i] = 0 }
                             continue
                         }
-                        if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
-                        if valid.upperBound < Wo { (dst + valid.upperBound).update(repeating: 0, count: Wo - valid.upperBound) }
+                        for i in 0..<valid.lowerBound { dst[i] = 0 }
+                        for i in valid.upperBound..<Wo { dst[i] = 0 }
                         let src = plane + iy * W + x0
                         let d = dst + valid.lowerBound
                         if S == 1 {
-                            d.update(from: src, count: valid.count)
+                            for i in 0..<valid.count { d[i] = src[i] }
                         } else {
                             for i in 0..<valid.count { d[i] = src[i * S] }
                         }
@@ -161,9 +162,13 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: In
                         let ldc = nb * hw
                         im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
                                images: nb, cols: cols, ldc: ldc)
-                        // out[O, nb*hw] = W[O, patch] * cols[patch, nb*hw]
+                        // out[O, nb*hw] = W[O, patch] * cols[patch, nb*hw]; one image's output
+                        // is already in NCHW order, so it goes straight into y.
+                        let direct = nb == 1
                         sgemm(transA: false, transB: false, m: g.outChannels, n: ldc, k: g.patch,
-                              a: wp.baseAddress!, lda: g.patch, b: cols, ldb: ldc, c: out, ldc: ldc)
+                              a: wp.baseAddress!, lda: g.patch, b: cols, ldb: ldc,
+                              c: direct ? yBase + n0 * g.outChannels * hw : out, ldc: ldc)
+                        if direct { n0 += nb; continue }
                         for s in 0..<nb {
                             for o in 0..<g.outChannels {
                                 let dst = yBase + ((n0 + s) * g.outChannels + o) * hw
@@ -193,7 +198,12 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
     let hw = g.outHeight * g.outWidth
     let per = g.imagesPerGEMM
     let pieces = Compute.ranges(g.batch)
-    var gx = Tensor.zeros(needInput ? x.shape : [0])
+    // With stride 1 the input gradient is itself a convolution: gy with the kernel flipped and
+    // its channel axes swapped, padding k-1-p. That GEMM has k*k*O inner products per output
+    // instead of O, and needs no col2im scatter.
+    let viaFlippedConvolution = needInput && g.stride == 1 && g.padding <= g.kernel - 1
+    var gx = Tensor.zeros(needInput && !viaFlippedConvolution ? x.shape : [0])
+    let computeInput = needInput && !viaFlippedConvolution
     // One partial weight gradient per thread, summed at the end (no shared writes).
     let wCount = weight.count
     let partialW = UnsafeMutablePointer<Float>.allocate(capacity: needWeight ? pieces.count * wCount : 1)
@@ -203,7 +213,7 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
         weight.withUnsafeBufferPointer { wp in
             gradOutput.withUnsafeBufferPointer { gyp in
                 gx.withUnsafeMutableBufferPointer { gxp in
-                    Compute.parallelFor(pieces.count) { piece in
+                    Compute.parallelFor(needWeight || computeInput ? pieces.count : 0) { piece in
                         let range = pieces[piece]
                         let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
                         let gy = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
@@ -212,25 +222,31 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
                         while n0 < range.upperBound {
                             let nb = Swift.min(per, range.upperBound - n0)
                             let ldc = nb * hw
-                            // gy[O, nb*hw] gathered from the NCHW gradient.
-                            for s in 0..<nb {
-                                for o in 0..<g.outChannels {
-                                    (gy + o * ldc + s * hw).update(
-                                        from: gyp.baseAddress! + ((n0 + s) * g.outChannels + o) * hw, count: hw)
+                            // gy[O, nb*hw] gathered from the NCHW gradient (one image: used in place).
+                            let gyBlock: UnsafePointer<Float>
+                            if nb == 1 {
+                                gyBlock = gyp.baseAddress! + n0 * g.outChannels * hw
+                            } else {
+                                for s in 0..<nb {
+                                    for o in 0..<g.outChannels {
+                                        (gy + o * ldc + s * hw).update(
+                                            from: gyp.baseAddress! + ((n0 + s) * g.outChannels + o) * hw, count: hw)
+                                    }
                                 }
+                                gyBlock = UnsafePointer(gy)
                             }
                             if needWeight {
                                 im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
                                        images: nb, cols: cols, ldc: ldc)
                                 // gW[O, patch] += gy[O, nb*hw] * cols[patch, nb*hw]^T
                                 sgemm(transA: false, transB: true, m: g.outChannels, n: g.patch, k: ldc,
-                                      a: gy, lda: ldc, b: cols, ldb: ldc, beta: 1,
+                                      a: gyBlock, lda: ldc, b: cols, ldb: ldc, beta: 1,
                                       c: partialW + piece * wCount, ldc: g.patch)
                             }
-                            if needInput {
+                            if computeInput {
                                 // cols[patch, nb*hw] = W[O, patch]^T * gy[O, nb*hw]
                                 sgemm(transA: true, transB: false, m: g.patch, n: ldc, k: g.outChannels,
-                                      a: wp.baseAddress!, lda: g.patch, b: gy, ldb: ldc, c: cols, ldc: ldc)
+                                      a: wp.baseAddress!, lda: g.patch, b: gyBlock, ldb: ldc, c: cols, ldc: ldc)
                                 col2im(g, cols: cols, ldc: ldc, images: nb,
                                        gx: gxp.baseAddress! + n0 * g.inChannels * g.height * g.width)
                             }
@@ -253,6 +269,32 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
         }
         gw = total
     }
+    if viaFlippedConvolution {
+        gx = conv2dForward(gradOutput, weight: weight.flippedTransposedKernel(), bias: nil,
+                           stride: 1, padding: g.kernel - 1 - g.padding)
+    }
     let gb = needBias ? gradOutput.sumPerChannel() : nil
     return (needInput ? gx : nil, gw, gb)
+}
+
+extension Tensor {
+    /// [O, C, k, k] -> [C, O, k, k] with each kernel rotated by 180 degrees.
+    func flippedTransposedKernel() -> Tensor {
+        let (o, c, k) = (shape[0], shape[1], shape[2])
+        var out = Tensor(uninitializedShape: [c, o, k, k])
+        withUnsafeBufferPointer { w in
+            out.withUnsafeMutableBufferPointer { f in
+                for oi in 0..<o {
+                    for ci in 0..<c {
+                        for i in 0..<k {
+                            for j in 0..<k {
+                                f[((ci * o + oi) * k + (k - 1 - i)) * k + (k - 1 - j)] = w[((oi * c + ci) * k + i) * k + j]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
 }

@@ -1,5 +1,8 @@
 import CBLAS
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How many threads the kernels of this process use.
 ///
@@ -14,6 +17,12 @@ public enum Compute {
         precondition(n >= 1, "thread count must be at least 1, got \(n)")
         threads = n
         openblas_set_num_threads(1)
+        #if canImport(Glibc)
+        // Activations are a few MB each and freed every step; glibc would hand them back to the
+        // kernel (mmap/munmap) and fault every page in again next step. Keep them in the heap.
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 512 << 20)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+        #endif
     }
 
     /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
@@ -32,3 +41,9 @@ public enum Compute {
         return (0..<p).map { i in (n * i / p)..<(n * (i + 1) / p) }
     }
 }
+
+#if canImport(Glibc)
+// malloc.h is not part of Swift's Glibc module; mallopt's C signature is int(int, int).
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
