@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module graph (one-way): CBLAS -> TensorCore -> Autodiff -> NN -> Checkpoint -> Methods -> acq-dist.
+// Module graph (one-way): CBLAS, CPUKernelsAVX512 -> TensorCore -> Autodiff -> NN -> Checkpoint -> Methods -> acq-dist.
 // Safetensors and Data depend on TensorCore only. See docs/architecture.md.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
@@ -22,7 +22,11 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // Convolution kernels for AVX-512 processors, compiled for that instruction set; TensorCore
+        // calls them only after checking the processor has it.
+        .target(name: "CPUKernelsAVX512",
+                swiftSettings: [.unsafeFlags(["-target-cpu", "skylake-avx512"])] + optimize),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CPUKernelsAVX512"], swiftSettings: optimize),
         .target(name: "Autodiff", dependencies: ["TensorCore"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Autodiff"], swiftSettings: optimize),
         .target(name: "Safetensors", dependencies: ["TensorCore"], swiftSettings: optimize),
@@ -45,6 +49,8 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),
+        // Runs the built `acq-dist` binary as a user would: bad input must give one clear line.
+        .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Safetensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

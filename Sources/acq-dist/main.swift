@@ -12,15 +12,28 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Kernel threads in this process (default: all cores; 1 per rank under MPI).")
     var threads: Int?
 
+    @Option(help: "Convolution kernels: auto (AVX-512 where the processor has it), avx512 or blas.")
+    var kernels: KernelChoice = .auto
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
+    enum KernelChoice: String, ExpressibleByArgument, CaseIterable { case auto, avx512, blas }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if kernels == .avx512 && !ConvolutionKernels.processorHasAVX512 {
+            throw ValidationError("--kernels avx512: this processor lacks AVX-512 (F, CD, BW, DQ, VL); use auto or blas")
+        }
     }
 
     func setUp(label: String) -> Logger {
         Compute.setThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        switch kernels {
+        case .auto: Compute.convolutionKernels = .detect()
+        case .avx512: Compute.convolutionKernels = .avx512
+        case .blas: Compute.convolutionKernels = .blas
+        }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: label)
         logger.logLevel = logLevel
@@ -170,7 +183,7 @@ struct Bench: ParsableCommand {
                 }
                 return dims
             }
-            print("acq-dist bench: ResNet-20, batch \(batch), \(Compute.threads) thread(s), median of \(repeats) x \(iterations) steps")
+            print("acq-dist bench: ResNet-20, batch \(batch), \(Compute.threads) thread(s), \(Compute.convolutionKernels.rawValue) convolution kernels, median of \(repeats) x \(iterations) steps")
             print("input      what        acq-dist img/s   torch img/s   ratio")
             for shape in shapes {
                 var b = ThroughputBenchmark(config: ResNetConfig(depth: 20, inChannels: shape[0], classes: 10),

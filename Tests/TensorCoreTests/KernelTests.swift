@@ -48,3 +48,30 @@ import TensorCore
         #expect(fast.closeness(to: slow, rtol: 1e-4, atol: 1e-5) <= 1)
     }
 }
+
+@Suite struct AVX512KernelTests {
+    // Shapes that cover every edge: channel counts not a multiple of 8, patch counts not a
+    // multiple of 32, output strips that cross from one image into the next, stride 2 and 1x1.
+    @Test(arguments: [(3, 5, 1, 1, 7, 6), (16, 16, 1, 1, 28, 28), (16, 32, 2, 1, 14, 14), (16, 32, 2, 0, 14, 14),
+                      (64, 64, 1, 1, 7, 7), (1, 16, 1, 1, 28, 28), (4, 6, 2, 2, 10, 6)])
+    func avx512ConvolutionMatchesReference(_ c: Int, _ o: Int, _ s: Int, _ p: Int, _ h: Int, _ w: Int) throws {
+        try #require(ConvolutionKernels.processorHasAVX512, "this processor has no AVX-512; the BLAS path is tested elsewhere")
+        let k = p == 0 ? 1 : (p == 2 ? 5 : 3)
+        let x = Tensor.randomNormal([3, c, h, w], seed: 9), wt = Tensor.randomNormal([o, c, k, k], seed: 10)
+        let b = Tensor.randomNormal([o], seed: 11)
+        let reference = conv2dReference(x, weight: wt, bias: b, stride: s, padding: p)
+        let gy = Tensor.randomNormal(reference.shape, seed: 12)
+        let saved = Compute.convolutionKernels
+        defer { Compute.convolutionKernels = saved }
+        Compute.convolutionKernels = .blas
+        let blasGrad = conv2dBackward(x, weight: wt, gradOutput: gy, stride: s, padding: p,
+                                      needInput: true, needWeight: true, needBias: false)
+        Compute.convolutionKernels = .avx512
+        let fast = conv2dForward(x, weight: wt, bias: b, stride: s, padding: p)
+        let fastGrad = conv2dBackward(x, weight: wt, gradOutput: gy, stride: s, padding: p,
+                                      needInput: true, needWeight: true, needBias: false)
+        #expect(fast.closeness(to: reference, rtol: 1e-4, atol: 1e-4) <= 1)
+        #expect(fastGrad.weight!.closeness(to: blasGrad.weight!, rtol: 1e-4, atol: 1e-4) <= 1)
+        #expect(fastGrad.input!.closeness(to: blasGrad.input!, rtol: 1e-4, atol: 1e-4) <= 1)
+    }
+}

@@ -20,6 +20,15 @@ public enum Golden {
     public static func load(_ name: String) throws -> SafetensorsFile {
         try SafetensorsFile.read(contentsOf: directory.appendingPathComponent("\(name).safetensors"))
     }
+
+    /// Loads `Fixtures/<folder>/<name>.safetensors` (e.g. folder "optim" for the optimizer and
+    /// schedule references written by scripts/make-optimizer-golden.py).
+    public static func load(_ name: String, folder: String) throws -> SafetensorsFile {
+        guard let url = Bundle.module.url(forResource: folder, withExtension: nil, subdirectory: "Fixtures") else {
+            throw SafetensorsError.fileMissing(file: "Fixtures/\(folder) (TestSupport resource bundle)")
+        }
+        return try SafetensorsFile.read(contentsOf: url.appendingPathComponent("\(name).safetensors"))
+    }
 }
 
 /// Records an issue unless `actual` has `expected`'s shape and every element satisfies

@@ -22,14 +22,16 @@ public struct MultiStepSchedule: LearningRateSchedule {
     }
 }
 
-/// Cosine annealing from base to minimum over totalSteps.
+/// PyTorch's CosineAnnealingLR (T_max = totalSteps): cosine annealing from base at step 0 to
+/// minimum at step totalSteps. As PyTorch's, the cosine continues past totalSteps (back up to base
+/// at 2 totalSteps) rather than holding the minimum, so a run should end at step totalSteps.
 public struct CosineSchedule: LearningRateSchedule {
     public let base: Float, totalSteps: Int, minimum: Float
     public init(base: Float, totalSteps: Int, minimum: Float = 0) {
         (self.base, self.totalSteps, self.minimum) = (base, totalSteps, minimum)
     }
     public func learningRate(atStep step: Int) -> Float {
-        let t = Double(min(step, totalSteps)) / Double(max(totalSteps, 1))
+        let t = Double(step) / Double(max(totalSteps, 1))
         return minimum + (base - minimum) * Float((1 + cos(Double.pi * t)) / 2)
     }
 }

@@ -1,3 +1,5 @@
+import CPUKernelsAVX512
+
 /// Shapes of one 2-D convolution (square kernel, symmetric padding, NCHW / OIHW).
 public struct ConvGeometry: Equatable, Sendable {
     public let batch, inChannels, height, width: Int
@@ -17,6 +19,11 @@ public struct ConvGeometry: Equatable, Sendable {
         (outChannels, kernel) = (weight[0], weight[2])
         (self.stride, self.padding) = (stride, padding)
         precondition(outHeight >= 1 && outWidth >= 1, "conv2d output would be empty for input \(input)")
+    }
+
+    var avx512Shape: ConvShape {
+        ConvShape(inChannels: inChannels, height: height, width: width, outChannels: outChannels,
+                  kernel: kernel, stride: stride, padding: padding)
     }
 
     /// Images per GEMM: enough output positions that BLAS gets a well-shaped matrix.
@@ -147,12 +154,34 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: In
     let hw = g.outHeight * g.outWidth
     var y = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
     let per = g.imagesPerGEMM
+    let pieces = Compute.ranges(g.batch)
+    if Compute.convolutionKernels == .avx512 {
+        let shape = g.avx512Shape
+        let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    Compute.parallelFor(pieces.count) { piece in
+                        let r = pieces[piece]
+                        let (xi, yo) = (xp.baseAddress! + r.lowerBound * inImage, yp.baseAddress! + r.lowerBound * outImage)
+                        if shape.stride == 1 {
+                            convolutionForwardStride1AVX512(shape, x: xi, w: wp.baseAddress!, y: yo, images: r.count)
+                        } else {
+                            convolutionForwardAVX512(shape, x: xi, w: wp.baseAddress!, y: yo, images: r.count)
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { y.addChannelBias(bias) }
+        return y
+    }
     x.withUnsafeBufferPointer { xp in
         weight.withUnsafeBufferPointer { wp in
             y.withUnsafeMutableBufferPointer { yp in
                 let yBase = yp.baseAddress!
-                Compute.parallelFor(Compute.ranges(g.batch).count) { piece in
-                    let range = Compute.ranges(g.batch)[piece]
+                Compute.parallelFor(pieces.count) { piece in
+                    let range = pieces[piece]
                     let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
                     let out = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
                     defer { cols.deallocate(); out.deallocate() }
@@ -209,11 +238,30 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
     let partialW = UnsafeMutablePointer<Float>.allocate(capacity: needWeight ? pieces.count * wCount : 1)
     defer { partialW.deallocate() }
     if needWeight { partialW.initialize(repeating: 0, count: pieces.count * wCount) }
+    let weightByAVX512 = needWeight && Compute.convolutionKernels == .avx512
+    if weightByAVX512 {
+        let shape = g.avx512Shape
+        let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
+        x.withUnsafeBufferPointer { xp in
+            gradOutput.withUnsafeBufferPointer { gyp in
+                Compute.parallelFor(pieces.count) { piece in
+                    let r = pieces[piece]
+                    let (xi, gi) = (xp.baseAddress! + r.lowerBound * inImage, gyp.baseAddress! + r.lowerBound * outImage)
+                    if shape.stride == 1 {
+                        convolutionWeightGradientStride1AVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
+                    } else {
+                        convolutionWeightGradientAVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
+                    }
+                }
+            }
+        }
+    }
+    let weightByBLAS = needWeight && !weightByAVX512
     x.withUnsafeBufferPointer { xp in
         weight.withUnsafeBufferPointer { wp in
             gradOutput.withUnsafeBufferPointer { gyp in
                 gx.withUnsafeMutableBufferPointer { gxp in
-                    Compute.parallelFor(needWeight || computeInput ? pieces.count : 0) { piece in
+                    Compute.parallelFor(weightByBLAS || computeInput ? pieces.count : 0) { piece in
                         let range = pieces[piece]
                         let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
                         let gy = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
@@ -235,7 +283,7 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
                                 }
                                 gyBlock = UnsafePointer(gy)
                             }
-                            if needWeight {
+                            if weightByBLAS {
                                 im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
                                        images: nb, cols: cols, ldc: ldc)
                                 // gW[O, patch] += gy[O, nb*hw] * cols[patch, nb*hw]^T

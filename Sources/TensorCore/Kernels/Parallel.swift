@@ -1,5 +1,6 @@
 import CBLAS
 import Dispatch
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,10 @@ public enum Compute {
         #endif
     }
 
+    /// Which convolution kernels run: AVX-512 kernels of our own where the processor has the
+    /// instruction set, OpenBLAS GEMM on im2col otherwise (or when asked).
+    nonisolated(unsafe) public static var convolutionKernels: ConvolutionKernels = .detect()
+
     /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
     @inlinable
     public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
@@ -47,3 +52,22 @@ public enum Compute {
 @_silgen_name("mallopt")
 func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif
+
+public enum ConvolutionKernels: String, CaseIterable, Sendable {
+    case blas, avx512
+
+    /// AVX-512 when the processor reports every feature the kernels are compiled for.
+    public static func detect() -> ConvolutionKernels { processorHasAVX512 ? .avx512 : .blas }
+
+    /// The kernels are built with `-target-cpu skylake-avx512`: F, CD, BW, DQ and VL.
+    public static let processorHasAVX512: Bool = {
+        #if os(Linux) && arch(x86_64)
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        return ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+        #else
+        return false
+        #endif
+    }()
+}

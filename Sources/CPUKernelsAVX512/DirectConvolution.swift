@@ -1,0 +1,165 @@
+/// Stride-1 convolutions without im2col: the image is copied once into a zero-padded buffer,
+/// and on the padded grid (row length Wp = W + 2P) the patch row (c, ki, kj) of output q is
+/// the input at q + c*Hp*Wp + ki*Wp + kj. So the GEMM's B rows are read in place at fixed
+/// offsets. The grid has Wp - Wo columns past each output row; they are computed and dropped
+/// (forward) or weighted by zero (weight gradient).
+struct PaddedImage {
+    let shape: ConvShape
+    let hp: Int, wp: Int, plane: Int
+    /// Output positions on the padded grid: Ho rows of Wp.
+    let gridLength: Int
+    let buffer: UnsafeMutablePointer<Float>
+    let capacity: Int
+    let offsets: UnsafeMutablePointer<Int>
+
+    init(_ s: ConvShape, extra: Int) {
+        shape = s
+        hp = s.height + 2 * s.padding
+        wp = s.width + 2 * s.padding
+        plane = hp * wp
+        gridLength = s.outHeight * wp
+        // Reads run up to `extra` past the grid and K past the last row.
+        capacity = s.inChannels * plane + extra + s.kernel + 32
+        buffer = .allocate(capacity: capacity)
+        buffer.initialize(repeating: 0, count: capacity)
+        offsets = .allocate(capacity: s.patch)
+        var p = 0
+        for c in 0..<s.inChannels {
+            for ki in 0..<s.kernel {
+                for kj in 0..<s.kernel { offsets[p] = c * plane + ki * wp + kj; p += 1 }
+            }
+        }
+    }
+
+    /// Copies one image [C, H, W] into the interior (the border stays zero).
+    func load(_ x: UnsafePointer<Float>) {
+        let (H, W, P) = (shape.height, shape.width, shape.padding)
+        for c in 0..<shape.inChannels {
+            for i in 0..<H {
+                let src = x + (c * H + i) * W
+                let dst = buffer + c * plane + (i + P) * wp + P
+                for j in 0..<W { dst[j] = src[j] }
+            }
+        }
+    }
+
+    func deallocate() { buffer.deallocate(); offsets.deallocate() }
+}
+
+/// y = conv(x, w) with stride 1 for `images` consecutive images (no bias).
+/// - x: [images, C, H, W]; w: [O, C, k, k]; y: [images, O, Ho, Wo].
+@inline(never)
+public func convolutionForwardStride1AVX512(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                            y: UnsafeMutablePointer<Float>, images: Int) {
+    precondition(s.stride == 1, "direct convolution is for stride 1")
+    let depth = s.patch, (Ho, Wo) = (s.outHeight, s.outWidth), hw = Ho * Wo
+    let panels = (s.outChannels + 7) / 8
+    let image = PaddedImage(s, extra: 32)
+    let aPacked = UnsafeMutablePointer<Float>.allocate(capacity: panels * depth * 8)
+    let tile = UnsafeMutablePointer<Float>.allocate(capacity: 8 * 32)
+    defer { image.deallocate(); aPacked.deallocate(); tile.deallocate() }
+    for panel in 0..<panels {
+        packRows(w, ld: depth, rows: s.outChannels, r0: panel * 8, depth: depth, into: aPacked + panel * depth * 8)
+    }
+    let wp = image.wp
+    for n in 0..<images {
+        image.load(x + n * s.inChannels * s.height * s.width)
+        let out = y + n * s.outChannels * hw
+        var q0 = 0
+        while q0 < image.gridLength {
+            let columns = min(32, image.gridLength - q0)
+            let rows = OffsetRows(base: image.buffer + q0, offsets: image.offsets)
+            for panel in 0..<panels {
+                let r0 = panel * 8, count = min(8, s.outChannels - r0)
+                microKernel(depth: depth, a: aPacked + panel * depth * 8, rowsOf: rows, c: tile, ldc: 32,
+                            rows: count, columns: columns, accumulate: false)
+                // Keep the grid columns that are output columns.
+                var t = 0
+                var (oy, ox) = (q0 / wp, q0 % wp)
+                while t < columns {
+                    let run = min(wp - ox, columns - t)
+                    let keep = max(0, min(run, Wo - ox))
+                    if keep > 0 {
+                        for r in 0..<count {
+                            let dst = out + (r0 + r) * hw + oy * Wo + ox
+                            let src = tile + r * 32 + t
+                            for j in 0..<keep { dst[j] = src[j] }
+                        }
+                    }
+                    t += run
+                    oy += 1
+                    ox = 0
+                }
+            }
+            q0 += columns
+        }
+    }
+}
+
+/// gw += the weight gradient of a stride-1 convolution over `images` consecutive images.
+/// - x: [images, C, H, W]; gy: [images, O, Ho, Wo]; gw: [O, C, k, k].
+/// gw[o, p] = sum over grid positions q of gy[o, q] * x_padded[q + offset(p)]: dot products
+/// along q, 4 output channels x 4 patch rows at a time, 16 positions per vector.
+@inline(never)
+public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
+                                                   gw: UnsafeMutablePointer<Float>, images: Int) {
+    precondition(s.stride == 1, "direct convolution is for stride 1")
+    let (O, patch, Ho, Wo) = (s.outChannels, s.patch, s.outHeight, s.outWidth)
+    let hw = Ho * Wo
+    let wpAll = s.width + 2 * s.padding
+    let length = (s.outHeight * wpAll + 15) / 16 * 16
+    let image = PaddedImage(s, extra: length - s.outHeight * wpAll + 16)
+    // gy on the padded grid, zero in the dropped columns and the tail.
+    let grid = UnsafeMutablePointer<Float>.allocate(capacity: O * length)
+    grid.initialize(repeating: 0, count: O * length)
+    defer { image.deallocate(); grid.deallocate() }
+    let wp = image.wp
+    for n in 0..<images {
+        image.load(x + n * s.inChannels * s.height * s.width)
+        let g = gy + n * O * hw
+        for o in 0..<O {
+            for oy in 0..<Ho {
+                let src = g + o * hw + oy * Wo, dst = grid + o * length + oy * wp
+                for j in 0..<Wo { dst[j] = src[j] }
+            }
+        }
+        var o0 = 0
+        while o0 < O {
+            let oc = min(4, O - o0)
+            let g0 = grid + min(o0, O - 1) * length, g1 = grid + min(o0 + 1, O - 1) * length
+            let g2 = grid + min(o0 + 2, O - 1) * length, g3 = grid + min(o0 + 3, O - 1) * length
+            var p0 = 0
+            while p0 < patch {
+                let pc = min(4, patch - p0)
+                let x0 = UnsafePointer(image.buffer) + image.offsets[p0]
+                let x1 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 1, patch - 1)]
+                let x2 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 2, patch - 1)]
+                let x3 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 3, patch - 1)]
+                var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
+                var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a30 = V(), a31 = V(), a32 = V(), a33 = V()
+                var q = 0
+                while q < length {
+                    let v0 = load(x0 + q), v1 = load(x1 + q), v2 = load(x2 + q), v3 = load(x3 + q)
+                    var u = load(g0 + q)
+                    a00.addProduct(u, v0); a01.addProduct(u, v1); a02.addProduct(u, v2); a03.addProduct(u, v3)
+                    u = load(g1 + q)
+                    a10.addProduct(u, v0); a11.addProduct(u, v1); a12.addProduct(u, v2); a13.addProduct(u, v3)
+                    u = load(g2 + q)
+                    a20.addProduct(u, v0); a21.addProduct(u, v1); a22.addProduct(u, v2); a23.addProduct(u, v3)
+                    u = load(g3 + q)
+                    a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
+                    q += 16
+                }
+                @inline(__always) func put(_ i: Int, _ j: Int, _ v: V) {
+                    if i < oc && j < pc { gw[(o0 + i) * patch + p0 + j] += v.sum() }
+                }
+                put(0, 0, a00); put(0, 1, a01); put(0, 2, a02); put(0, 3, a03)
+                put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13)
+                put(2, 0, a20); put(2, 1, a21); put(2, 2, a22); put(2, 3, a23)
+                put(3, 0, a30); put(3, 1, a31); put(3, 2, a32); put(3, 3, a33)
+                p0 += 4
+            }
+            o0 += 4
+        }
+    }
+}

@@ -1,0 +1,89 @@
+// Compiled for AVX-512 (`-target-cpu skylake-avx512`, see Package.swift). Nothing here may run
+// unless `TensorCore` has checked the processor; every entry point is non-inlinable so that no
+// AVX-512 code is inlined into a module built for the baseline.
+
+/// Rows and columns of one register tile: 8 x 32 floats in 16 zmm accumulators.
+public let tileRows = 8
+public let tileColumns = 32
+
+typealias V = SIMD16<Float>
+
+@inline(__always)
+func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+
+@inline(__always)
+func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+/// Where row p of the B operand starts: a packed panel (row p at p * 32), or rows read in place
+/// from a padded image (row p at offsets[p]: the implicit im2col of a stride-1 convolution).
+protocol RowAddressing {
+    func row(_ p: Int) -> UnsafePointer<Float>
+}
+
+struct PackedRows: RowAddressing {
+    let base: UnsafePointer<Float>
+    @inline(__always) func row(_ p: Int) -> UnsafePointer<Float> { base + 32 * p }
+}
+
+struct OffsetRows: RowAddressing {
+    let base: UnsafePointer<Float>
+    let offsets: UnsafePointer<Int>
+    @inline(__always) func row(_ p: Int) -> UnsafePointer<Float> { base + offsets[p] }
+}
+
+/// tile[r, t] (+)= sum over p < depth of a[p * 8 + r] * B[p, t], written to c[r * ldc + t]
+/// for r < rows, t < columns. `a` is a packed panel (see the packers), B is addressed by `b`.
+@inline(__always)
+func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                 c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
+    microKernel(depth: depth, a: a, rowsOf: PackedRows(base: b), c: c, ldc: ldc, rows: rows, columns: columns,
+                accumulate: accumulate)
+}
+
+@inline(__always)
+func microKernel<B: RowAddressing>(depth: Int, a: UnsafePointer<Float>, rowsOf bRows: B,
+                                   c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
+    var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+    var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+    var ap = a
+    for p in 0..<depth {
+        let bp = bRows.row(p)
+        let b0 = load(bp), b1 = load(bp + 16)
+        var s = V(repeating: ap[0]); c00.addProduct(s, b0); c01.addProduct(s, b1)
+        s = V(repeating: ap[1]); c10.addProduct(s, b0); c11.addProduct(s, b1)
+        s = V(repeating: ap[2]); c20.addProduct(s, b0); c21.addProduct(s, b1)
+        s = V(repeating: ap[3]); c30.addProduct(s, b0); c31.addProduct(s, b1)
+        s = V(repeating: ap[4]); c40.addProduct(s, b0); c41.addProduct(s, b1)
+        s = V(repeating: ap[5]); c50.addProduct(s, b0); c51.addProduct(s, b1)
+        s = V(repeating: ap[6]); c60.addProduct(s, b0); c61.addProduct(s, b1)
+        s = V(repeating: ap[7]); c70.addProduct(s, b0); c71.addProduct(s, b1)
+        ap += 8
+    }
+    let full = rows == 8 && columns == 32
+    @inline(__always) func emit(_ r: Int, _ lo: V, _ hi: V) {
+        guard r < rows else { return }
+        let dst = c + r * ldc
+        if full {
+            if accumulate {
+                store(load(dst) + lo, dst)
+                store(load(dst + 16) + hi, dst + 16)
+            } else {
+                store(lo, dst)
+                store(hi, dst + 16)
+            }
+            return
+        }
+        // Edge tile: only the valid part is written.
+        for t in 0..<columns {
+            let v = t < 16 ? lo[t] : hi[t - 16]
+            dst[t] = accumulate ? dst[t] + v : v
+        }
+    }
+    emit(0, c00, c01); emit(1, c10, c11); emit(2, c20, c21); emit(3, c30, c31)
+    emit(4, c40, c41); emit(5, c50, c51); emit(6, c60, c61); emit(7, c70, c71)
+}
+
+extension SIMD16 where Scalar == Float {
+    @inline(__always)
+    mutating func addProduct(_ a: Self, _ b: Self) { self = addingProduct(a, b) }
+}
