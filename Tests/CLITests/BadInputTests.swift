@@ -14,7 +14,7 @@ func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: S
     }
     let p = Process()
     p.executableURL = binary
-    p.arguments = arguments + ["--threads", "1"]
+    p.arguments = arguments + (arguments.contains("--threads") ? [] : ["--threads", "1"])
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
