@@ -98,45 +98,60 @@ public func convolutionForwardStride1AVX512(_ s: ConvShape, x: UnsafePointer<Flo
 
 /// gw += the weight gradient of a stride-1 convolution over `images` consecutive images.
 /// - x: [images, C, H, W]; gy: [images, O, Ho, Wo]; gw: [O, C, k, k].
-/// gw[o, p] = sum over grid positions q of gy[o, q] * x_padded[q + offset(p)]: dot products
-/// along q, 4 output channels x 4 patch rows at a time, 16 positions per vector.
+/// gw[o, p] = sum over images and grid positions q of gy[o, q] * x_padded[q + offset(p)]: dot
+/// products along q, 4 output channels x 4 patch rows at a time, 16 positions per vector. All
+/// images are laid out first so that each tile's sums stay in registers across the images.
 @inline(never)
 public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
                                                    gw: UnsafeMutablePointer<Float>, images: Int) {
     precondition(s.stride == 1, "direct convolution is for stride 1")
+    guard images > 0 else { return }
     let (O, patch, Ho, Wo) = (s.outChannels, s.patch, s.outHeight, s.outWidth)
     let hw = Ho * Wo
-    let wpAll = s.width + 2 * s.padding
-    let length = (s.outHeight * wpAll + 15) / 16 * 16
-    let image = PaddedImage(s, extra: length - s.outHeight * wpAll + 16)
-    // gy on the padded grid, zero in the dropped columns and the tail.
-    let grid = UnsafeMutablePointer<Float>.allocate(capacity: O * length)
-    grid.initialize(repeating: 0, count: O * length)
-    defer { image.deallocate(); grid.deallocate() }
-    let wp = image.wp
+    let wp = s.width + 2 * s.padding
+    let length = (Ho * wp + 15) / 16 * 16
+    let layout = PaddedImage(s, extra: length - Ho * wp + 16)
+    let stride = layout.capacity
+    // Every image padded (x) and on the padded grid (gy, zero in the dropped columns and tail).
+    let padded = UnsafeMutablePointer<Float>.allocate(capacity: images * stride)
+    let grid = UnsafeMutablePointer<Float>.allocate(capacity: images * O * length)
+    padded.initialize(repeating: 0, count: images * stride)
+    grid.initialize(repeating: 0, count: images * O * length)
+    defer { layout.deallocate(); padded.deallocate(); grid.deallocate() }
+    let (H, W, P, plane) = (s.height, s.width, s.padding, layout.plane)
     for n in 0..<images {
-        image.load(x + n * s.inChannels * s.height * s.width)
-        let g = gy + n * O * hw
-        for o in 0..<O {
-            for oy in 0..<Ho {
-                let src = g + o * hw + oy * Wo, dst = grid + o * length + oy * wp
-                for j in 0..<Wo { dst[j] = src[j] }
+        let src = x + n * s.inChannels * H * W, dst = padded + n * stride
+        for c in 0..<s.inChannels {
+            for i in 0..<H {
+                let a = src + (c * H + i) * W, b = dst + c * plane + (i + P) * wp + P
+                for j in 0..<W { b[j] = a[j] }
             }
         }
-        var o0 = 0
-        while o0 < O {
-            let oc = min(4, O - o0)
-            let g0 = grid + min(o0, O - 1) * length, g1 = grid + min(o0 + 1, O - 1) * length
-            let g2 = grid + min(o0 + 2, O - 1) * length, g3 = grid + min(o0 + 3, O - 1) * length
-            var p0 = 0
-            while p0 < patch {
-                let pc = min(4, patch - p0)
-                let x0 = UnsafePointer(image.buffer) + image.offsets[p0]
-                let x1 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 1, patch - 1)]
-                let x2 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 2, patch - 1)]
-                let x3 = UnsafePointer(image.buffer) + image.offsets[min(p0 + 3, patch - 1)]
-                var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
-                var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a30 = V(), a31 = V(), a32 = V(), a33 = V()
+        let g = gy + n * O * hw, d = grid + n * O * length
+        for o in 0..<O {
+            for oy in 0..<Ho {
+                let a = g + o * hw + oy * Wo, b = d + o * length + oy * wp
+                for j in 0..<Wo { b[j] = a[j] }
+            }
+        }
+    }
+    let offsets = layout.offsets
+    var o0 = 0
+    while o0 < O {
+        let oc = min(4, O - o0)
+        let r0 = min(o0, O - 1) * length, r1 = min(o0 + 1, O - 1) * length
+        let r2 = min(o0 + 2, O - 1) * length, r3 = min(o0 + 3, O - 1) * length
+        var p0 = 0
+        while p0 < patch {
+            let pc = min(4, patch - p0)
+            let f0 = offsets[p0], f1 = offsets[min(p0 + 1, patch - 1)]
+            let f2 = offsets[min(p0 + 2, patch - 1)], f3 = offsets[min(p0 + 3, patch - 1)]
+            var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
+            var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a30 = V(), a31 = V(), a32 = V(), a33 = V()
+            for n in 0..<images {
+                let xi = UnsafePointer(padded + n * stride), gi = UnsafePointer(grid + n * O * length)
+                let x0 = xi + f0, x1 = xi + f1, x2 = xi + f2, x3 = xi + f3
+                let g0 = gi + r0, g1 = gi + r1, g2 = gi + r2, g3 = gi + r3
                 var q = 0
                 while q < length {
                     let v0 = load(x0 + q), v1 = load(x1 + q), v2 = load(x2 + q), v3 = load(x3 + q)
@@ -150,16 +165,16 @@ public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePoin
                     a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
                     q += 16
                 }
-                @inline(__always) func put(_ i: Int, _ j: Int, _ v: V) {
-                    if i < oc && j < pc { gw[(o0 + i) * patch + p0 + j] += v.sum() }
-                }
-                put(0, 0, a00); put(0, 1, a01); put(0, 2, a02); put(0, 3, a03)
-                put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13)
-                put(2, 0, a20); put(2, 1, a21); put(2, 2, a22); put(2, 3, a23)
-                put(3, 0, a30); put(3, 1, a31); put(3, 2, a32); put(3, 3, a33)
-                p0 += 4
             }
-            o0 += 4
+            @inline(__always) func put(_ i: Int, _ j: Int, _ v: V) {
+                if i < oc && j < pc { gw[(o0 + i) * patch + p0 + j] += v.sum() }
+            }
+            put(0, 0, a00); put(0, 1, a01); put(0, 2, a02); put(0, 3, a03)
+            put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13)
+            put(2, 0, a20); put(2, 1, a21); put(2, 2, a22); put(2, 3, a23)
+            put(3, 0, a30); put(3, 1, a31); put(3, 2, a32); put(3, 3, a33)
+            p0 += 4
         }
+        o0 += 4
     }
 }

@@ -24,103 +24,52 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
                               reducer: BatchStatisticsReducer? = nil) -> (Variable, BatchStatistics) {
     let xv = x.value
     precondition(xv.rank >= 2, "batch norm input must be [N, C, ...], got \(xv.shape)")
-    let (n, c) = (xv.shape[0], xv.shape[1])
-    let inner = xv.count / Swift.max(n * c, 1)
-    // sums[0..<c]: sum x; sums[c..<2c]: sum x^2; sums[2c]: element count.
-    var sums = [Double](repeating: 0, count: 2 * c + 1)
-    xv.withUnsafeBufferPointer { p in
-        for ch in 0..<c {
-            var s: Double = 0, ss: Double = 0
-            for b in 0..<n {
-                let base = (b * c + ch) * inner
-                var ps: Float = 0, pss: Float = 0
-                for i in 0..<inner { let v = p[base + i]; ps += v; pss += v * v }
-                s += Double(ps); ss += Double(pss)
-            }
-            sums[ch] = s; sums[c + ch] = ss
-        }
-    }
-    sums[2 * c] = Double(n * inner)
+    let c = xv.shape[1]
+    // One reduction message: sum x per channel, sum x^2 per channel, element count.
+    let (s, q) = xv.channelSums()
+    var sums = s + q + [Double(xv.count / Swift.max(c, 1))]
     reducer?.allReduceSum(&sums)
     let total = sums[2 * c]
     precondition(total > 0, "batch norm over an empty batch")
-    var stats = BatchStatistics(mean: [], variance: [], count: Int(total))
-    stats.mean = (0..<c).map { sums[$0] / total }
-    stats.variance = (0..<c).map { Swift.max(sums[c + $0] / total - stats.mean[$0] * stats.mean[$0], 0) }
-    let invStd = stats.variance.map { Float(1 / ($0 + Double(eps)).squareRoot()) }
-    let meanF = stats.mean.map { Float($0) }
+    let mean = (0..<c).map { sums[$0] / total }
+    let variance = (0..<c).map { Swift.max(sums[c + $0] / total - mean[$0] * mean[$0], 0) }
+    let stats = BatchStatistics(mean: mean, variance: variance, count: Int(total))
+    let invStd = variance.map { Float(1 / ($0 + Double(eps)).squareRoot()) }
+    let meanF = mean.map { Float($0) }
     let gammaV = gamma?.value.scalars ?? [Float](repeating: 1, count: c)
     let betaV = beta?.value.scalars ?? [Float](repeating: 0, count: c)
+    let scale = (0..<c).map { gammaV[$0] * invStd[$0] }
+    let y = xv.channelAffine(scale: scale, shift: (0..<c).map { betaV[$0] - meanF[$0] * scale[$0] })
 
-    // xhat is kept for backward; y = gamma * xhat + beta.
-    var xhat = Tensor(uninitializedShape: xv.shape)
-    var y = Tensor(uninitializedShape: xv.shape)
-    xv.withUnsafeBufferPointer { p in
-        xhat.withUnsafeMutableBufferPointer { h in
-            y.withUnsafeMutableBufferPointer { o in
-                for b in 0..<n {
-                    for ch in 0..<c {
-                        let base = (b * c + ch) * inner
-                        let (m, s, gm, bt) = (meanF[ch], invStd[ch], gammaV[ch], betaV[ch])
-                        for i in 0..<inner {
-                            let v = (p[base + i] - m) * s
-                            h[base + i] = v
-                            o[base + i] = v * gm + bt
-                        }
-                    }
-                }
-            }
-        }
-    }
     var inputs = [x]
     if let gamma { inputs.append(gamma) }
     if let beta { inputs.append(beta) }
-    let hasGamma = gamma != nil
+    let hasGamma = gamma != nil, hasBeta = beta != nil
     let out = record(y, inputs) { gy, needs in
-        // Per channel: sum dy and sum dy*xhat, over the global batch.
-        var red = [Double](repeating: 0, count: 2 * c)
-        gy.withUnsafeBufferPointer { g in
-            xhat.withUnsafeBufferPointer { h in
-                for ch in 0..<c {
-                    var s: Double = 0, sh: Double = 0
-                    for b in 0..<n {
-                        let base = (b * c + ch) * inner
-                        var ps: Float = 0, psh: Float = 0
-                        for i in 0..<inner { ps += g[base + i]; psh += g[base + i] * h[base + i] }
-                        s += Double(ps); sh += Double(psh)
-                    }
-                    red[ch] = s; red[c + ch] = sh
-                }
-            }
-        }
-        let localDBeta = Tensor(shape: [c], scalars: red[0..<c].map { Float($0) })
-        let localDGamma = Tensor(shape: [c], scalars: red[c..<(2 * c)].map { Float($0) })
+        // Per channel: sum dy and sum dy * (x - mean); xhat = (x - mean) * invStd.
+        let (sg, sgx) = gy.channelDotSums(with: xv, center: meanF)
+        let localDBeta = Tensor(shape: [c], scalars: sg.map { Float($0) })
+        let localDGamma = Tensor(shape: [c], scalars: (0..<c).map { Float(sgx[$0]) * invStd[$0] })
         var gx: Tensor? = nil
         if needs[0] {
+            var red = sg + sgx
             reducer?.allReduceSum(&red)
-            var dx = Tensor(uninitializedShape: xv.shape)
-            gy.withUnsafeBufferPointer { g in
-                xhat.withUnsafeBufferPointer { h in
-                    dx.withUnsafeMutableBufferPointer { d in
-                        for ch in 0..<c {
-                            let k = gammaV[ch] * invStd[ch]
-                            let mg = Float(red[ch] / total), mgh = Float(red[c + ch] / total)
-                            for b in 0..<n {
-                                let base = (b * c + ch) * inner
-                                for i in 0..<inner {
-                                    d[base + i] = k * (g[base + i] - mg - h[base + i] * mgh)
-                                }
-                            }
-                        }
-                    }
-                }
+            // dx = k (dy - mean(dy) - xhat mean(dy xhat)) with k = gamma * invStd, rewritten as
+            // dy * alpha + x * beta + gamma per channel.
+            var alpha = [Float](repeating: 0, count: c), beta = alpha, shift = alpha
+            for ch in 0..<c {
+                let k = scale[ch], inv = invStd[ch]
+                let mdy = Float(red[ch] / total), mdyx = Float(red[c + ch] / total)
+                alpha[ch] = k
+                beta[ch] = -k * inv * inv * mdyx
+                shift[ch] = -k * mdy - beta[ch] * meanF[ch]
             }
-            gx = dx
+            gx = gy.channelLinearCombination(xv, alpha: alpha, beta: beta, gamma: shift)
         }
         // Parameter gradients stay local: the gradient all-reduce sums them over ranks.
         var result: [Tensor?] = [gx]
         if hasGamma { result.append(localDGamma) }
-        if beta != nil { result.append(localDBeta) }
+        if hasBeta { result.append(localDBeta) }
         return result
     }
     return (out, stats)
@@ -132,67 +81,28 @@ public func batchNormInference(_ x: Variable, gamma: Variable?, beta: Variable?,
                                runningMean: Tensor, runningVar: Tensor, eps: Float) -> Variable {
     let xv = x.value
     precondition(xv.rank >= 2, "batch norm input must be [N, C, ...], got \(xv.shape)")
-    let (n, c) = (xv.shape[0], xv.shape[1])
+    let c = xv.shape[1]
     precondition(runningMean.count == c && runningVar.count == c,
                  "batch norm statistics of \(runningMean.count) channels for input \(xv.shape)")
-    let inner = xv.count / Swift.max(n * c, 1)
     let mean = runningMean.scalars
     let invStd = runningVar.scalars.map { 1 / ($0 + eps).squareRoot() }
     let gammaV = gamma?.value.scalars ?? [Float](repeating: 1, count: c)
     let betaV = beta?.value.scalars ?? [Float](repeating: 0, count: c)
-    var y = Tensor(uninitializedShape: xv.shape)
-    xv.withUnsafeBufferPointer { p in
-        y.withUnsafeMutableBufferPointer { o in
-            for b in 0..<n {
-                for ch in 0..<c {
-                    let base = (b * c + ch) * inner
-                    let k = gammaV[ch] * invStd[ch]
-                    let shift = betaV[ch] - mean[ch] * k
-                    for i in 0..<inner { o[base + i] = p[base + i] * k + shift }
-                }
-            }
-        }
-    }
+    let scale = (0..<c).map { gammaV[$0] * invStd[$0] }
+    let y = xv.channelAffine(scale: scale, shift: (0..<c).map { betaV[$0] - mean[$0] * scale[$0] })
     var inputs = [x]
     if let gamma { inputs.append(gamma) }
     if let beta { inputs.append(beta) }
-    let hasGamma = gamma != nil
+    let hasGamma = gamma != nil, hasBeta = beta != nil
     return record(y, inputs) { gy, needs in
-        var gx: Tensor? = nil
-        if needs[0] {
-            var dx = Tensor(uninitializedShape: xv.shape)
-            gy.withUnsafeBufferPointer { g in
-                dx.withUnsafeMutableBufferPointer { d in
-                    for b in 0..<n {
-                        for ch in 0..<c {
-                            let base = (b * c + ch) * inner
-                            let k = gammaV[ch] * invStd[ch]
-                            for i in 0..<inner { d[base + i] = g[base + i] * k }
-                        }
-                    }
-                }
-            }
-            gx = dx
-        }
+        let gx: Tensor? = needs[0] ? gy.channelAffine(scale: scale, shift: [Float](repeating: 0, count: c)) : nil
         var result: [Tensor?] = [gx]
-        if hasGamma {
-            // dgamma = sum dy * xhat with xhat = (x - mean) * invStd.
-            var dg = [Float](repeating: 0, count: c)
-            gy.withUnsafeBufferPointer { g in
-                xv.withUnsafeBufferPointer { p in
-                    for b in 0..<n {
-                        for ch in 0..<c {
-                            let base = (b * c + ch) * inner
-                            var s: Float = 0
-                            for i in 0..<inner { s += g[base + i] * (p[base + i] - mean[ch]) }
-                            dg[ch] += s * invStd[ch]
-                        }
-                    }
-                }
-            }
-            result.append(Tensor(shape: [c], scalars: dg))
+        if hasGamma || hasBeta {
+            // dgamma = sum dy * xhat, dbeta = sum dy.
+            let (sg, sgx) = gy.channelDotSums(with: xv, center: mean)
+            if hasGamma { result.append(Tensor(shape: [c], scalars: (0..<c).map { Float(sgx[$0]) * invStd[$0] })) }
+            if hasBeta { result.append(Tensor(shape: [c], scalars: sg.map { Float($0) })) }
         }
-        if beta != nil { result.append(gy.sumPerChannel()) }
         return result
     }
 }

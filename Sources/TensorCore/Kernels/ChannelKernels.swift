@@ -1,0 +1,157 @@
+// Per-channel passes over [N, C, ...] tensors (batch norm and friends): each channel is a
+// strided set of N contiguous runs of `inner` elements. Channels are split over the kernel
+// threads; inside a run the loops go 16 lanes at a time so the compiler emits vector code
+// (a scalar Float reduction cannot be reordered into vectors by the optimizer).
+
+typealias Lanes = SIMD16<Float>
+
+@inline(__always)
+func loadLanes(_ p: UnsafePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
+
+@inline(__always)
+func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
+
+/// The (N, C, inner) view of an [N, C, ...] tensor.
+@usableFromInline
+struct ChannelLayout {
+    let n: Int, c: Int, inner: Int
+    init(_ shape: [Int]) {
+        precondition(shape.count >= 2, "per-channel kernel needs [N, C, ...], got \(shape)")
+        n = shape[0]; c = shape[1]
+        inner = shape.dropFirst(2).reduce(1, *)
+    }
+}
+
+extension Tensor {
+    /// Per channel: sum of x and sum of (x - center)^2 (center per channel, e.g. a first
+    /// estimate of the mean, which keeps the second sum free of cancellation).
+    public func channelSums(center: [Float]? = nil) -> (sum: [Double], squares: [Double]) {
+        let l = ChannelLayout(shape)
+        var sums = [Double](repeating: 0, count: l.c), squares = [Double](repeating: 0, count: l.c)
+        let centers = center ?? [Float](repeating: 0, count: l.c)
+        withUnsafeBufferPointer { xp in
+            sums.withUnsafeMutableBufferPointer { sp in
+                squares.withUnsafeMutableBufferPointer { qp in
+                    let pieces = Compute.ranges(l.c)
+                    Compute.parallelFor(pieces.count) { piece in
+                        for ch in pieces[piece] {
+                            var s: Double = 0, q: Double = 0
+                            let m = centers[ch]
+                            for b in 0..<l.n {
+                                let run = xp.baseAddress! + (b * l.c + ch) * l.inner
+                                var vs = Lanes(), vq = Lanes()
+                                var i = 0
+                                while i + 16 <= l.inner {
+                                    let d = loadLanes(run + i) - Lanes(repeating: m)
+                                    vs += d; vq = vq.addingProduct(d, d)
+                                    i += 16
+                                }
+                                var ts = vs.sum(), tq = vq.sum()
+                                while i < l.inner { let d = run[i] - m; ts += d; tq += d * d; i += 1 }
+                                s += Double(ts); q += Double(tq)
+                            }
+                            sp[ch] = s + Double(m) * Double(l.n * l.inner)
+                            qp[ch] = q
+                        }
+                    }
+                }
+            }
+        }
+        return (sums, squares)
+    }
+
+    /// Per channel: sum of g and sum of g * (x - center), for two tensors of the same shape.
+    public func channelDotSums(with x: Tensor, center: [Float]) -> (sum: [Double], dot: [Double]) {
+        precondition(shape == x.shape, "channelDotSums: \(shape) vs \(x.shape)")
+        let l = ChannelLayout(shape)
+        var sums = [Double](repeating: 0, count: l.c), dots = [Double](repeating: 0, count: l.c)
+        withUnsafeBufferPointer { gp in
+            x.withUnsafeBufferPointer { xp in
+                sums.withUnsafeMutableBufferPointer { sp in
+                    dots.withUnsafeMutableBufferPointer { dp in
+                        let pieces = Compute.ranges(l.c)
+                        Compute.parallelFor(pieces.count) { piece in
+                            for ch in pieces[piece] {
+                                var s: Double = 0, d: Double = 0
+                                let m = Lanes(repeating: center[ch])
+                                for b in 0..<l.n {
+                                    let off = (b * l.c + ch) * l.inner
+                                    let g = gp.baseAddress! + off, v = xp.baseAddress! + off
+                                    var vs = Lanes(), vd = Lanes()
+                                    var i = 0
+                                    while i + 16 <= l.inner {
+                                        let gv = loadLanes(g + i)
+                                        vs += gv; vd = vd.addingProduct(gv, loadLanes(v + i) - m)
+                                        i += 16
+                                    }
+                                    var ts = vs.sum(), td = vd.sum()
+                                    while i < l.inner { ts += g[i]; td += g[i] * (v[i] - center[ch]); i += 1 }
+                                    s += Double(ts); d += Double(td)
+                                }
+                                sp[ch] = s; dp[ch] = d
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (sums, dots)
+    }
+
+    /// y = x * scale[c] + shift[c] per channel.
+    public func channelAffine(scale: [Float], shift: [Float]) -> Tensor {
+        let l = ChannelLayout(shape)
+        precondition(scale.count == l.c && shift.count == l.c, "channelAffine: \(scale.count) scales for \(shape)")
+        var y = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                let pieces = Compute.ranges(l.c)
+                Compute.parallelFor(pieces.count) { piece in
+                    for ch in pieces[piece] {
+                        let a = scale[ch], b = shift[ch]
+                        let va = Lanes(repeating: a), vb = Lanes(repeating: b)
+                        for n in 0..<l.n {
+                            let off = (n * l.c + ch) * l.inner
+                            let src = xp.baseAddress! + off, dst = yp.baseAddress! + off
+                            var i = 0
+                            while i + 16 <= l.inner { storeLanes(vb.addingProduct(loadLanes(src + i), va), dst + i); i += 16 }
+                            while i < l.inner { dst[i] = src[i] * a + b; i += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// out = g * alpha[c] + x * beta[c] + gamma[c] per channel (the batch-norm input gradient).
+    public func channelLinearCombination(_ x: Tensor, alpha: [Float], beta: [Float], gamma: [Float]) -> Tensor {
+        precondition(shape == x.shape, "channelLinearCombination: \(shape) vs \(x.shape)")
+        let l = ChannelLayout(shape)
+        var out = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { gp in
+            x.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { op in
+                    let pieces = Compute.ranges(l.c)
+                    Compute.parallelFor(pieces.count) { piece in
+                        for ch in pieces[piece] {
+                            let (a, b, c) = (alpha[ch], beta[ch], gamma[ch])
+                            let va = Lanes(repeating: a), vb = Lanes(repeating: b), vc = Lanes(repeating: c)
+                            for n in 0..<l.n {
+                                let off = (n * l.c + ch) * l.inner
+                                let g = gp.baseAddress! + off, v = xp.baseAddress! + off, d = op.baseAddress! + off
+                                var i = 0
+                                while i + 16 <= l.inner {
+                                    storeLanes(vc.addingProduct(loadLanes(v + i), vb).addingProduct(loadLanes(g + i), va), d + i)
+                                    i += 16
+                                }
+                                while i < l.inner { d[i] = g[i] * a + (v[i] * b + c); i += 1 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
