@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module graph (one-way): CBLAS, CPUKernelsAVX512 -> TensorCore -> Autodiff -> NN -> Checkpoint -> Methods -> acq-dist.
+// Module graph (one-way): CBLAS, CPUKernelsAVX512 -> TensorCore -> Autodiff -> NN -> Checkpoint -> Quantization -> Methods -> acq-dist.
 // Safetensors and Data depend on TensorCore only. See docs/architecture.md.
+// Distributed (NN, and MPI through CMPI and CMPIShims) sits beside Checkpoint; Methods uses it.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
@@ -32,15 +33,24 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorCore"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["NN", "Safetensors"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimize),
+        // mpi.h's handles are macros over OpenMPI globals (MPI_COMM_WORLD, MPI_FLOAT, ...); these
+        // one-line C functions hand them to Swift.
+        .target(name: "CMPIShims", dependencies: ["CMPI"]),
+        // Communicators (MPI and single-process), gradient buckets, synchronised batch norm.
+        .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"], swiftSettings: optimize),
+        // Fake-quantized students, observers, and the integer model they export to.
+        .target(name: "Quantization", dependencies: ["NN", "Checkpoint", "Safetensors"], swiftSettings: optimize),
         .target(name: "Methods",
-                dependencies: ["NN", "Checkpoint", "Data",
+                dependencies: ["NN", "Checkpoint", "Data", "Quantization", "Distributed",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: optimize),
         .executableTarget(name: "acq-dist",
-                          dependencies: ["Methods",
+                          dependencies: ["Methods", "Distributed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
-                          swiftSettings: optimize),
+                          // main.swift holds `@main`; with more than one file in the target that needs
+                          // -parse-as-library, or main.swift counts as top-level code.
+                          swiftSettings: optimize + [.unsafeFlags(["-parse-as-library"])]),
         .target(name: "TestSupport", dependencies: ["Safetensors", "Autodiff"], path: "Tests/TestSupport",
                 resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
@@ -49,8 +59,17 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),
+        .testTarget(name: "QuantizationTests",
+                    dependencies: ["Quantization", "Methods", "Data", "Checkpoint", "Safetensors", "TestSupport"]),
         // Runs the built `acq-dist` binary as a user would: bad input must give one clear line.
         .testTarget(name: "CLITests", dependencies: ["Checkpoint", "Safetensors", "TestSupport"]),
+        // Rank programs that DistributedTests starts under mpirun (not shipped to users).
+        .executableTarget(name: "acq-dist-mpi-tests",
+                          dependencies: ["Distributed", "Methods", "Data", "NN", "Checkpoint", "Safetensors",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Tests/MPIPrograms", swiftSettings: optimize),
+        .testTarget(name: "DistributedTests",
+                    dependencies: ["Distributed", "Methods", "Data", "NN", "Checkpoint", "Safetensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import Autodiff
 import Checkpoint
 import Data
+import Distributed
 import Foundation
 import Logging
 import NN
@@ -33,53 +34,52 @@ public struct PretrainResult {
 
 /// Trains the teacher, evaluates on `test` after every `evalEvery` epochs, and saves the model
 /// to `output` (and the metrics to `metrics`).
+///
+/// Runs data-parallel over `communicator`'s ranks: every rank must call it with the same
+/// configuration (checked at the start). Rank 0 writes the model; `metrics`, `logger` and the
+/// progress of the other ranks are expected to be quiet.
 public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: Dataset,
-                     output: URL, metrics: MetricsLog, logger: Logger, command: String) throws -> PretrainResult {
+                     output: URL, metrics: MetricsLog, logger: Logger, command: String,
+                     communicator: any Communicator = SingleProcessCommunicator(),
+                     parallel options: DataParallel.Options = DataParallel.Options()) throws -> PretrainResult {
     let train = config.trainLimit.map { fullTrain.prefix($0) } ?? fullTrain
     guard train.count >= config.batchSize else {
         throw RunError("the training set has \(train.count) samples, fewer than --batch-size \(config.batchSize)")
     }
-    let arch = ResNetConfig(depth: config.depth, inChannels: train.channels, classes: train.classes)
-    let model = ResNet(arch, seed: config.seed)
-    let arena = ParameterArena(model: model)
-    let sgd = SGD(arena, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay)
-    let sampler = EpochSampler(count: train.count, seed: config.seed)
-    let stepsPerEpoch = sampler.stepsPerEpoch(batchSize: config.batchSize)
+    try StartupChecks.verifySameConfiguration(
+        PretrainJob(config: config, parallel: options, train: DatasetSummary(train), test: DatasetSummary(test)),
+        over: communicator)
+    let stepsPerEpoch = EpochSampler(count: train.count, seed: config.seed).stepsPerEpoch(batchSize: config.batchSize)
     let totalSteps = stepsPerEpoch * config.epochs
-    let schedule = OneCycleSchedule(maximum: config.maxLearningRate, totalSteps: totalSteps)
-    logger.info("pretrain \(arch.name) on \(train.name): \(train.count) images, \(config.epochs) epochs of \(stepsPerEpoch) steps, batch \(config.batchSize), \(arena.count) parameters")
+    let trainer = try SupervisedTrainer(config: config, data: train, totalSteps: totalSteps,
+                                        communicator: communicator, options: options)
+    let model = trainer.model
+    let arch = model.config
+    let isWriter = communicator.rank == 0
+    logger.info("pretrain \(arch.name) on \(train.name): \(train.count) images, \(config.epochs) epochs of \(stepsPerEpoch) steps, batch \(config.batchSize) over \(communicator.size) rank(s), \(trainer.arena.count) parameters")
 
-    let progress = Progress(label: "pretrain", total: totalSteps, logger: logger)
+    // Only rank 0 may draw on a terminal; the others log through their (normally quiet) logger.
+    let progress = Progress(label: "pretrain", total: totalSteps, logger: logger,
+                            isTerminal: isWriter && isatty(STDERR_FILENO) != 0)
     var metadata = ModelMetadata(role: "teacher", architecture: arch, imageShape: [train.channels, train.height, train.width],
                                  mean: train.mean, std: train.std,
-                                 notes: ["command": command, "seed": "\(config.seed)", "dataset": train.name])
+                                 notes: ["command": command, "seed": "\(config.seed)", "dataset": train.name,
+                                         "ranks": "\(communicator.size)"])
     var testAccuracy = 0.0
     var window: (loss: Double, correct: Int, seen: Int) = (0, 0, 0)
     let started = Date()
     for step in 0..<totalSteps {
-        let indices = sampler.globalBatch(step: step, batchSize: config.batchSize)
-        let (images, labels) = train.batch(indices: indices, augment: config.augment ? .standard : nil,
-                                           seed: config.seed, step: step)
-        model.setMode(.train)
-        arena.zeroGradients()
-        let logits = model(Variable(images))
-        let loss = crossEntropy(logits, labels: labels)
-        loss.backward()
-        arena.gatherGradients()
-        let lr = schedule.learningRate(atStep: step)
-        sgd.step(learningRate: lr)
-
-        let lossValue = Double(loss.value.item)
-        guard lossValue.isFinite else {
-            throw RunError("training diverged at step \(step): loss is \(lossValue) (try a lower --lr)")
+        let result = try trainer.step(step)
+        guard result.loss.isFinite else {
+            throw TrainingDiverged(step: step, loss: result.loss)
         }
-        window.loss += lossValue
-        window.correct += zip(argmaxRows(logits.value), labels).filter { $0 == $1 }.count
-        window.seen += labels.count
-        metrics.write(["step": step, "epoch": step / stepsPerEpoch, "loss": lossValue, "lr": Double(lr)])
+        window.loss += result.loss
+        window.correct += result.correct
+        window.seen += config.batchSize
+        metrics.write(["step": step, "epoch": step / stepsPerEpoch, "loss": result.loss, "lr": Double(result.learningRate)])
         let n = Double(window.seen) / Double(config.batchSize)
         progress.update(step + 1, String(format: "loss %.4f acc %.2f%% lr %.4f", window.loss / n,
-                                         100 * Double(window.correct) / Double(window.seen), lr))
+                                         100 * Double(window.correct) / Double(window.seen), result.learningRate))
 
         let epochDone = (step + 1) % stepsPerEpoch == 0
         let epoch = (step + 1) / stepsPerEpoch
@@ -88,19 +88,52 @@ public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: D
             window = (0, 0, 0)
             if epoch % config.evalEvery == 0 || epoch == config.epochs {
                 progress.finish()
-                let result = evaluate(model, on: test)
+                let result = try evaluate(model, on: test, over: communicator)
                 testAccuracy = result.accuracy
                 logger.info("epoch \(epoch)/\(config.epochs): train loss \(String(format: "%.4f", trainLoss)) acc \(String(format: "%.2f", 100 * trainAcc))%, test loss \(String(format: "%.4f", result.loss)) acc \(String(format: "%.2f", 100 * result.accuracy))%")
                 metrics.write(["epoch": epoch, "train_loss": trainLoss, "train_accuracy": trainAcc,
                                "test_loss": result.loss, "test_accuracy": result.accuracy,
                                "seconds": Date().timeIntervalSince(started)])
             }
-            // Saved every epoch: a run that stops early still leaves its latest model.
+            // Saved every epoch: a run that stops early still leaves its latest model. The
+            // replicas are equal, so rank 0's copy is the model.
             metadata.notes["test_accuracy"] = String(format: "%.4f", testAccuracy)
             metadata.notes["epochs"] = "\(epoch)"
-            try ModelFile.save(model, metadata: metadata, to: output)
+            if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
         }
     }
     progress.finish()
     return PretrainResult(model: model, metadata: metadata, testAccuracy: testAccuracy)
+}
+
+/// What every rank of a pretraining job must agree on (hashed and compared at the start).
+struct PretrainJob: Codable {
+    var config: PretrainConfig
+    var parallel: DataParallel.Options
+    var train: DatasetSummary
+    var test: DatasetSummary
+}
+
+/// Enough of a dataset to notice ranks that loaded different data.
+struct DatasetSummary: Codable {
+    var name: String
+    var count: Int
+    /// FNV-1a of the labels: cheap, and differs between different files of the same size.
+    var labelHash: UInt64
+
+    init(_ data: Dataset) {
+        name = data.name
+        count = data.count
+        var hash = FNV1a()
+        for label in data.labels { hash.add(UInt64(UInt32(bitPattern: label))) }
+        labelHash = hash.value
+    }
+}
+
+/// A non-finite loss. The loss is reduced over the ranks, so every rank throws it at the same
+/// step and one report covers the job.
+public struct TrainingDiverged: Error, CollectiveFailure, CustomStringConvertible {
+    public let step: Int
+    public let loss: Double
+    public var description: String { "training diverged at step \(step): loss is \(loss) (try a lower --lr)" }
 }

@@ -33,16 +33,36 @@ public final class ParameterArena {
 
     /// Copies every parameter's gradient into the flat gradient buffer (zeros where none).
     public func gatherGradients() {
+        for index in entries.indices { gatherGradient(entry: index) }
+    }
+
+    /// Copies entry `index`'s gradient into its range of the flat gradient buffer (zeros when
+    /// the parameter has none).
+    public func gatherGradient(entry index: Int) {
+        let (p, range) = (entries[index].parameter, entries[index].range)
         gradients.withSharedMutableBufferPointer { g in
-            for (_, p, range) in entries {
-                if let grad = p.grad {
-                    grad.withUnsafeBufferPointer { src in
-                        (g.baseAddress! + range.lowerBound).update(from: src.baseAddress!, count: range.count)
-                    }
-                } else {
-                    (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count)
+            if let grad = p.grad {
+                grad.withUnsafeBufferPointer { src in
+                    (g.baseAddress! + range.lowerBound).update(from: src.baseAddress!, count: range.count)
                 }
+            } else {
+                (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count)
             }
+        }
+    }
+
+    /// A hook for `Variable.backward(onLeafGradient:)`: when a parameter's gradient is final it
+    /// is copied into the flat buffer at once and `ready(entry index)` is called, so a gradient
+    /// all-reduce can start on it during backward. Leaves that are not parameters of this arena
+    /// (inputs that asked for a gradient) are ignored. Make one per sweep: it maps the
+    /// parameters' current graph leaves, which `requiresGrad` changes replace.
+    public func gradientHook(_ ready: @escaping (Int) throws -> Void) -> (Variable) throws -> Void {
+        var indexOfLeaf: [ObjectIdentifier: Int] = [:]
+        for (index, entry) in entries.enumerated() { indexOfLeaf[ObjectIdentifier(entry.parameter.variable)] = index }
+        return { [unowned self] leaf in
+            guard let index = indexOfLeaf[ObjectIdentifier(leaf)] else { return }
+            gatherGradient(entry: index)
+            try ready(index)
         }
     }
 

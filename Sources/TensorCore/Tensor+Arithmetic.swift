@@ -65,6 +65,11 @@ extension Tensor {
 
     public func mean() -> Float { count == 0 ? 0 : sum() / Float(count) }
 
+    /// Euclidean norm of all elements.
+    public func norm() -> Float {
+        withUnsafeBufferPointer { a in Float(a.reduce(Double(0)) { $0 + Double($1) * Double($1) }.squareRoot()) }
+    }
+
     public func maxAbs() -> Float { withUnsafeBufferPointer { $0.reduce(0) { Swift.max($0, abs($1)) } } }
 
     /// Per-channel sum of an [N, C, ...] tensor -> [C].

@@ -127,6 +127,11 @@ public struct Tensor: @unchecked Sendable {
         return t
     }
 
+    /// Identity of the memory behind this tensor (views of one buffer share it).
+    public var storageIdentity: ObjectIdentifier { ObjectIdentifier(storage) }
+    /// Bytes of the whole buffer behind this tensor.
+    public var storageBytes: Int { storage.count * MemoryLayout<Float>.stride }
+
     /// Whether two tensors are views of the same memory (used by the parameter arena).
     public func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
 }

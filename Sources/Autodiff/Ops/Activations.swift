@@ -6,7 +6,7 @@ import Glibc
 /// max(x, 0).
 public func relu(_ x: Variable) -> Variable {
     let y = x.value.map { $0 > 0 ? $0 : 0 }
-    return record(y, [x]) { gy, _ in
+    return record(y, [x], saving: [y]) { gy, _ in
         // The output's sign is the input's, so y is all backward needs.
         [gy.zipMap(y) { g, v in v > 0 ? g : 0 }]
     }
@@ -16,11 +16,11 @@ public func relu(_ x: Variable) -> Variable {
 public func leakyRelu(_ x: Variable, slope: Float = 0.2) -> Variable {
     let xv = x.value
     let y = xv.map { $0 > 0 ? $0 : slope * $0 }
-    return record(y, [x]) { gy, _ in [gy.zipMap(xv) { g, v in v > 0 ? g : slope * g }] }
+    return record(y, [x], saving: [xv]) { gy, _ in [gy.zipMap(xv) { g, v in v > 0 ? g : slope * g }] }
 }
 
 /// tanh(x).
 public func tanh(_ x: Variable) -> Variable {
     let y = x.value.map { Glibc.tanhf($0) }
-    return record(y, [x]) { gy, _ in [gy.zipMap(y) { g, t in g * (1 - t * t) }] }
+    return record(y, [x], saving: [y]) { gy, _ in [gy.zipMap(y) { g, t in g * (1 - t * t) }] }
 }

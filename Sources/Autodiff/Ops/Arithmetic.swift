@@ -13,7 +13,7 @@ public func - (a: Variable, b: Variable) -> Variable {
 /// a * b element-wise (same shape).
 public func * (a: Variable, b: Variable) -> Variable {
     let (av, bv) = (a.value, b.value)
-    return record(av * bv, [a, b]) { gy, needs in [needs[0] ? gy * bv : nil, needs[1] ? gy * av : nil] }
+    return record(av * bv, [a, b], saving: [av, bv]) { gy, needs in [needs[0] ? gy * bv : nil, needs[1] ? gy * av : nil] }
 }
 
 /// a * s for a constant s.

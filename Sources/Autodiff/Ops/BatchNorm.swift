@@ -45,7 +45,7 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
     if let gamma { inputs.append(gamma) }
     if let beta { inputs.append(beta) }
     let hasGamma = gamma != nil, hasBeta = beta != nil
-    let out = record(y, inputs) { gy, needs in
+    let out = record(y, inputs, saving: [xv]) { gy, needs in
         // Per channel: sum dy and sum dy * (x - mean); xhat = (x - mean) * invStd.
         let (sg, sgx) = gy.channelDotSums(with: xv, center: meanF)
         let localDBeta = Tensor(shape: [c], scalars: sg.map { Float($0) })
@@ -94,7 +94,7 @@ public func batchNormInference(_ x: Variable, gamma: Variable?, beta: Variable?,
     if let gamma { inputs.append(gamma) }
     if let beta { inputs.append(beta) }
     let hasGamma = gamma != nil, hasBeta = beta != nil
-    return record(y, inputs) { gy, needs in
+    return record(y, inputs, saving: [xv]) { gy, needs in
         let gx: Tensor? = needs[0] ? gy.channelAffine(scale: scale, shift: [Float](repeating: 0, count: c)) : nil
         var result: [Tensor?] = [gx]
         if hasGamma || hasBeta {

@@ -13,7 +13,7 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable? = nil) -> Va
     }
     let (xv, wv) = (x.value, weight.value)
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-    return record(y, inputs) { gy, needs in
+    return record(y, inputs, saving: [xv, wv]) { gy, needs in
         [needs[0] ? gy.matmul(wv) : nil,                        // [N, out] x [out, in]
          needs[1] ? gy.matmul(xv, transposeSelf: true) : nil,   // [out, N] x [N, in]
          needs.count > 2 && needs[2] ? gy.sumPerChannel() : nil]

@@ -33,7 +33,7 @@ public func crossEntropy(_ logits: Variable, labels: [Int]) -> Variable {
     p.withUnsafeBufferPointer { pp in
         for (r, y) in labels.enumerated() { loss -= Double(logf(Swift.max(pp[r * k + y], .leastNormalMagnitude))) }
     }
-    return record(Tensor.scalar(Float(loss / Double(n))), [logits]) { gy, _ in
+    return record(Tensor.scalar(Float(loss / Double(n))), [logits], saving: [p]) { gy, _ in
         var g = p
         let s = gy.item / Float(n)
         g.withUnsafeMutableBufferPointer { d in
@@ -63,7 +63,7 @@ public func distillationLoss(student: Variable, teacher: Variable, temperature: 
         }
     }
     let value = Float(kl / Double(n)) * t * t
-    return record(Tensor.scalar(value), [student, teacher]) { gy, needs in
+    return record(Tensor.scalar(value), [student, teacher], saving: [ps, pt]) { gy, needs in
         let scale = gy.item * t / Float(n)
         // d/ds = T (p_s - p_t) / N; d/dt = T (p_t * (log p_t - log p_s) - p_t * KL_row) / N.
         let gs: Tensor? = needs[0] ? (ps - pt) * scale : nil
@@ -99,7 +99,7 @@ public func mse(_ a: Variable, _ b: Variable) -> Variable {
     let diff = a.value - b.value
     let n = Float(diff.count)
     let value = diff.withUnsafeBufferPointer { d in d.reduce(Double(0)) { $0 + Double($1 * $1) } }
-    return record(Tensor.scalar(Float(value) / n), [a, b]) { gy, needs in
+    return record(Tensor.scalar(Float(value) / n), [a, b], saving: [diff]) { gy, needs in
         let g = diff * (2 * gy.item / n)
         return [needs[0] ? g : nil, needs[1] ? g * -1 : nil]
     }

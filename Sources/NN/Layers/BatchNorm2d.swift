@@ -15,6 +15,9 @@ public final class BatchNorm2d: Layer {
     public private(set) var mode: Mode = .train
     /// Makes train-mode statistics those of the global batch across ranks (SyncBatchNorm).
     public var reducer: BatchStatisticsReducer?
+    /// False for a batch norm that always normalises with batch statistics and keeps none
+    /// (PyTorch's track_running_stats=False); Tune and Deploy modes do not apply to it.
+    public var tracksRunningStatistics = true
     /// When false, train-mode forwards leave the running statistics untouched (a second pass
     /// of a frozen teacher with batch statistics).
     public var updatesRunningStatistics = true
@@ -48,14 +51,14 @@ public final class BatchNorm2d: Layer {
     public func forward(_ x: Variable) -> Variable {
         precondition(x.value.rank >= 2 && x.shape[1] == channels,
                      "BatchNorm2d(\(channels)) got input \(x.shape)")
-        guard mode.usesBatchStatistics else {
+        guard mode.usesBatchStatistics || !tracksRunningStatistics else {
             return batchNormInference(x, gamma: weight?.variable, beta: bias?.variable,
                                       runningMean: runningMean.value, runningVar: runningVar.value, eps: eps)
         }
         let (y, stats) = batchNormTraining(x, gamma: weight?.variable, beta: bias?.variable, eps: eps,
                                            reducer: reducer)
         lastBatchStatistics = stats
-        if updatesRunningStatistics { updateRunningStatistics(stats) }
+        if updatesRunningStatistics && tracksRunningStatistics && mode.usesBatchStatistics { updateRunningStatistics(stats) }
         return y
     }
 

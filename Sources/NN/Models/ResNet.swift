@@ -23,9 +23,10 @@ public struct ResNetConfig: Codable, Equatable, Sendable {
 
 /// conv3x3-BN-ReLU-conv3x3-BN, plus the identity or a projection, then ReLU.
 /// Names as the reference: c1, b1, c2, b2, sc.0 (1x1 conv), sc.1 (BN).
-public final class BasicBlock: Layer {
+public final class BasicBlock: Layer, ConvBNOwner {
     public let c1: Conv2d, b1: BatchNorm2d, c2: Conv2d, b2: BatchNorm2d
     public let shortcut: Sequential?
+    let block1: ConvBN, block2: ConvBN, shortcutBlock: ConvBN?
 
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, seed: UInt64) {
         let initialization = WeightInitialization.kaimingNormalFanOut
@@ -44,6 +45,17 @@ public final class BasicBlock: Layer {
         } else {
             shortcut = nil
         }
+        block1 = ConvBN(c1, b1)
+        block2 = ConvBN(c2, b2)
+        shortcutBlock = shortcut.map { ConvBN($0.layers[0] as! Conv2d, $0.layers[1] as! BatchNorm2d) }
+    }
+
+    public var ownConvBNBlocks: [(String, ConvBN)] {
+        [("c1", block1), ("c2", block2)] + (shortcutBlock.map { [("sc.0", $0)] } ?? [])
+    }
+
+    public func didSetMode(_ mode: Mode) {
+        for (_, b) in ownConvBNBlocks { b.mode = mode }
     }
 
     public var children: [(String, any Layer)] {
@@ -54,15 +66,16 @@ public final class BasicBlock: Layer {
 
     /// - x: [N, in, H, W]. Returns [N, out, H/stride, W/stride].
     public func forward(_ x: Variable) -> Variable {
-        let out = b2(c2(relu(b1(c1(x)))))
-        return relu(out + (shortcut?.forward(x) ?? x))
+        let out = block2.forward(relu(block1.forward(x)))
+        return relu(out + (shortcutBlock?.forward(x) ?? x))
     }
 }
 
-public final class ResNet: Layer {
+public final class ResNet: Layer, ConvBNOwner {
     public let config: ResNetConfig
     public let conv: Conv2d
     public let bn: BatchNorm2d
+    let stem: ConvBN
     public let layers: Sequential
     public let fc: Linear
 
@@ -84,7 +97,12 @@ public final class ResNet: Layer {
         }
         layers = Sequential(blocks)
         fc = Linear(64, config.classes, seed: seed &+ 7919)
+        stem = ConvBN(conv, bn)
     }
+
+    public var ownConvBNBlocks: [(String, ConvBN)] { [("conv", stem)] }
+
+    public func didSetMode(_ mode: Mode) { stem.mode = mode }
 
     public var children: [(String, any Layer)] {
         [("conv", conv), ("bn", bn), ("layers", layers), ("fc", fc)]
@@ -94,7 +112,7 @@ public final class ResNet: Layer {
     public func features(_ x: Variable) -> Variable {
         precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
                      "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
-        return layers(relu(bn(conv(x))))
+        return layers(relu(stem.forward(x)))
     }
 
     public func classify(_ features: Variable) -> Variable {

@@ -1,7 +1,8 @@
 // Per-channel passes over [N, C, ...] tensors (batch norm and friends): each channel is a
 // strided set of N contiguous runs of `inner` elements. Channels are split over the kernel
 // threads; inside a run the loops go 16 lanes at a time so the compiler emits vector code
-// (a scalar Float reduction cannot be reordered into vectors by the optimizer).
+// (a scalar Float reduction cannot be reordered into vectors by the optimizer). `addingProduct`
+// is avoided: without FMA in the baseline target it becomes a libm call per lane.
 
 typealias Lanes = SIMD16<Float>
 
@@ -43,7 +44,7 @@ extension Tensor {
                                 var i = 0
                                 while i + 16 <= l.inner {
                                     let d = loadLanes(run + i) - Lanes(repeating: m)
-                                    vs += d; vq = vq.addingProduct(d, d)
+                                    vs += d; vq += d * d
                                     i += 16
                                 }
                                 var ts = vs.sum(), tq = vq.sum()
@@ -81,7 +82,7 @@ extension Tensor {
                                     var i = 0
                                     while i + 16 <= l.inner {
                                         let gv = loadLanes(g + i)
-                                        vs += gv; vd = vd.addingProduct(gv, loadLanes(v + i) - m)
+                                        vs += gv; vd += gv * (loadLanes(v + i) - m)
                                         i += 16
                                     }
                                     var ts = vs.sum(), td = vd.sum()
@@ -114,7 +115,7 @@ extension Tensor {
                             let off = (n * l.c + ch) * l.inner
                             let src = xp.baseAddress! + off, dst = yp.baseAddress! + off
                             var i = 0
-                            while i + 16 <= l.inner { storeLanes(vb.addingProduct(loadLanes(src + i), va), dst + i); i += 16 }
+                            while i + 16 <= l.inner { storeLanes(loadLanes(src + i) * va + vb, dst + i); i += 16 }
                             while i < l.inner { dst[i] = src[i] * a + b; i += 1 }
                         }
                     }
@@ -142,7 +143,7 @@ extension Tensor {
                                 let g = gp.baseAddress! + off, v = xp.baseAddress! + off, d = op.baseAddress! + off
                                 var i = 0
                                 while i + 16 <= l.inner {
-                                    storeLanes(vc.addingProduct(loadLanes(v + i), vb).addingProduct(loadLanes(g + i), va), d + i)
+                                    storeLanes(loadLanes(g + i) * va + (loadLanes(v + i) * vb + vc), d + i)
                                     i += 16
                                 }
                                 while i < l.inner { d[i] = g[i] * a + (v[i] * b + c); i += 1 }

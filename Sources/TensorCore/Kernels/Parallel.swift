@@ -11,12 +11,23 @@ import Glibc
 /// single-threaded inside each piece: small per-image GEMMs parallelise far better across images
 /// than inside one GEMM. Under MPI the launcher sets one thread per rank.
 public enum Compute {
-    nonisolated(unsafe) public private(set) static var threads: Int = 1
+    nonisolated(unsafe) static var defaultThreads = 1
+    /// A scoped override (tests, or work that must run single-threaded); task-local, so
+    /// concurrent tasks do not see each other's.
+    @TaskLocal static var threadOverride: Int?
+
+    public static var threads: Int { threadOverride ?? defaultThreads }
+
+    /// Runs `body` with `n` kernel threads in this task only.
+    public static func withThreads<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        precondition(n >= 1, "thread count must be at least 1, got \(n)")
+        return try $threadOverride.withValue(n) { try body() }
+    }
 
     /// Sets the kernel thread count; OpenBLAS itself is kept at one thread.
     public static func setThreads(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1, got \(n)")
-        threads = n
+        defaultThreads = n
         openblas_set_num_threads(1)
         #if canImport(Glibc)
         // Activations are a few MB each and freed every step; glibc would hand them back to the
@@ -28,7 +39,17 @@ public enum Compute {
 
     /// Which convolution kernels run: AVX-512 kernels of our own where the processor has the
     /// instruction set, OpenBLAS GEMM on im2col otherwise (or when asked).
-    nonisolated(unsafe) public static var convolutionKernels: ConvolutionKernels = .detect()
+    public static var convolutionKernels: ConvolutionKernels {
+        get { kernelOverride ?? defaultKernels }
+        set { defaultKernels = newValue }
+    }
+    nonisolated(unsafe) static var defaultKernels: ConvolutionKernels = .detect()
+    @TaskLocal static var kernelOverride: ConvolutionKernels?
+
+    /// Runs `body` with the given convolution kernels in this task only.
+    public static func withConvolutionKernels<R>(_ kernels: ConvolutionKernels, _ body: () throws -> R) rethrows -> R {
+        try $kernelOverride.withValue(kernels) { try body() }
+    }
 
     /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
     @inlinable

@@ -58,7 +58,7 @@ struct ACQDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acq-dist",
         abstract: "Data-free low-bit quantization (ACQ, GDFQ) on a data-parallel CPU runtime.",
-        subcommands: [Eval.self, Pretrain.self, Bench.self],
+        subcommands: [Eval.self, Pretrain.self, Quantize.self, Bench.self, BenchParallel.self],
         defaultSubcommand: Eval.self)
 
     /// Runs a command body; a failure becomes one line on stderr and exit status 1.
@@ -80,12 +80,18 @@ struct Eval: ParsableCommand {
 
     @Option(help: "The model file (safetensors written by `acq-dist pretrain`).")
     var model: String = Eval.shippedTeacher
+    @Option(help: "Evaluate this quantized student (from `acq-dist quantize`) instead of --model.") var student: String?
+    @Option(help: "Evaluate this integer model (from `quantize --export`) in integer arithmetic instead of --model.")
+    var integer: String?
     @OptionGroup var data: DataOptions
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         let logger = common.setUp(label: "eval")
         try ACQDist.reportingErrors {
+            if student != nil || integer != nil {
+                return try evaluateQuantized(student: student, integer: integer, data: data, logger: logger)
+            }
             let url = URL(fileURLWithPath: model)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw RunError("model file \(model) does not exist")
@@ -106,60 +112,6 @@ struct Eval: ParsableCommand {
     }
 }
 
-struct Pretrain: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train the full-precision teacher on Fashion-MNIST.")
-
-    @Option(help: "ResNet depth: 20, 32, 44 or 56.") var depth = 20
-    @Option(help: "Epochs over the training set.") var epochs = 8
-    @Option(name: .customLong("batch-size"), help: "Global batch size.") var batchSize = 128
-    @Option(name: .customLong("lr"), help: "Peak learning rate of the one-cycle schedule.") var learningRate: Float = 0.1
-    @Option(name: .customLong("weight-decay")) var weightDecay: Float = 5e-4
-    @Option(help: "Seed of initialisation, data order and augmentation.") var seed: UInt64 = 0
-    @Flag(name: .customLong("no-augment"), help: "Train without flip and pad-and-crop.") var noAugment = false
-    @Option(name: .customLong("train-limit"), help: "Use only the first N training images (quick runs).") var trainLimit: Int?
-    @Option(help: "Where to write the model.") var output: String = "runs/teacher.safetensors"
-    @Option(name: .customLong("run-dir"), help: "Run folder for metrics.jsonl (default: runs/pretrain-<time>).") var runDirectory: String?
-    @OptionGroup var data: DataOptions
-    @OptionGroup var common: CommonOptions
-
-    func validate() throws {
-        guard ResNetConfig.supportedDepths.contains(depth) else {
-            throw ValidationError("--depth must be one of \(ResNetConfig.supportedDepths.map(String.init).joined(separator: ", ")), got \(depth)")
-        }
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (batch norm needs it), got \(batchSize)") }
-        guard learningRate > 0 && learningRate.isFinite else { throw ValidationError("--lr must be positive, got \(learningRate)") }
-        if let trainLimit, trainLimit < batchSize {
-            throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)")
-        }
-    }
-
-    func run() throws {
-        let logger = common.setUp(label: "pretrain")
-        try ACQDist.reportingErrors {
-            var config = PretrainConfig()
-            config.depth = depth
-            config.epochs = epochs
-            config.batchSize = batchSize
-            config.maxLearningRate = learningRate
-            config.weightDecay = weightDecay
-            config.seed = seed
-            config.augment = !noAugment
-            config.trainLimit = trainLimit
-            let train = try data.load(.train), test = try data.load(.test)
-            let folder = try RunFolder(name: "pretrain", explicit: runDirectory)
-            let metrics = try MetricsLog(url: folder.file("metrics.jsonl"))
-            let outputURL = URL(fileURLWithPath: output)
-            try FileManager.default.createDirectory(at: outputURL.deletingLastPathComponent(), withIntermediateDirectories: true)
-            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
-            let result = try pretrain(config, train: train, test: test, output: outputURL, metrics: metrics,
-                                      logger: logger, command: command)
-            print(String(format: "teacher %@: test accuracy %.2f%%; metrics in %@", output,
-                         100 * result.testAccuracy, folder.file("metrics.jsonl").path))
-        }
-    }
-}
-
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Training-step and inference throughput of ResNet-20, with PyTorch's beside it.")
@@ -168,6 +120,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Input shapes to measure, CxHxW, comma-separated.") var inputs = "1x28x28,3x32x32"
     @Option(help: "Timed repeats (the median is reported).") var repeats = 5
     @Option(help: "Steps per timed repeat.") var iterations = 5
+    @Flag(name: .customLong("convbn-modes"),
+          help: "Instead: one student training step per conv+BN mode (train, eval, tune, deploy): time, tape bytes, peak memory.")
+    var convBNModes = false
+    @Option(help: "Teacher whose copy is the student of --convbn-modes (default: the shipped one, else random).")
+    var model: String = Eval.shippedTeacher
+    /// Each mode runs in a process of its own so that its peak memory is its own.
+    @Option(name: .customLong("convbn-mode-only"), help: .hidden) var convBNModeOnly: Mode?
     @Option(name: .customLong("torch-ref"),
             help: "Command that prints PyTorch's figures (shared/tools/torch-ref); empty to skip.")
     var torchReference: String = "../shared/tools/torch-ref"
@@ -176,6 +135,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let logger = common.setUp(label: "bench")
         try ACQDist.reportingErrors {
+            if convBNModes { return try runConvBNModes() }
             let shapes = try inputs.split(separator: ",").map { spec -> [Int] in
                 let dims = spec.split(separator: "x").compactMap { Int($0) }
                 guard dims.count == 3, dims[1] == dims[2], dims.allSatisfy({ $0 > 0 }) else {
@@ -203,6 +163,56 @@ struct Bench: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension Mode: ExpressibleByArgument {}
+
+extension Bench {
+    func runConvBNModes() throws {
+        var bench = ConvBNModeBenchmark()
+        bench.batch = batch
+        bench.repeats = repeats
+        let url = URL(fileURLWithPath: model)
+        let haveTeacher = FileManager.default.fileExists(atPath: url.path)
+        if let only = convBNModeOnly {
+            let row = try bench.run(modes: [only]) { haveTeacher ? try ModelFile.load(url).0 : ResNet(ResNetConfig(), seed: 0) }[0]
+            print("convbn-row \(only.rawValue) \(median(row.secondsPerStep)) \(row.tapeBytes) \(row.peakResidentBytes ?? -1)")
+            return
+        }
+        print("acq-dist bench --convbn-modes: ResNet-20 student step (forward, backward, SGD), batch \(batch), \(Compute.threads) thread(s), \(haveTeacher ? model : "random weights"), median of \(repeats); each mode in its own process")
+        var rows: [(mode: String, seconds: Double, tape: Double, rss: Double)] = []
+        for mode in [Mode.train, .eval, .tune, .deploy] {
+            let out = try runSelf(["bench", "--convbn-modes", "--convbn-mode-only", mode.rawValue, "--model", model,
+                                   "--batch", "\(batch)", "--repeats", "\(repeats)", "--threads", "\(Compute.threads)",
+                                   "--kernels", Compute.convolutionKernels.rawValue])
+            guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("convbn-row ") }) else {
+                throw RunError("bench --convbn-modes: the \(mode.rawValue) run printed no result")
+            }
+            let f = line.split(separator: " ")
+            rows.append((String(f[1]), Double(f[2]) ?? .nan, Double(f[3]) ?? .nan, Double(f[4]) ?? .nan))
+        }
+        let eval = rows.first { $0.mode == "eval" }!
+        print("mode      ms/step   vs eval   tape MB   vs eval   peak RSS MB")
+        for r in rows {
+            print(String(format: "%-7@ %9.1f   %+6.1f%%  %8.2f   %+6.1f%%   %9.1f", r.mode, 1000 * r.seconds,
+                         100 * (r.seconds / eval.seconds - 1), r.tape / 1_048_576, 100 * (r.tape / eval.tape - 1),
+                         r.rss / 1_048_576))
+        }
+    }
+
+    /// Runs this executable with `arguments`; returns its standard output.
+    func runSelf(_ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RunError("bench: '\(arguments.joined(separator: " "))' exited with \(p.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -1,0 +1,129 @@
+import TensorCore
+
+/// A tensor held as integer levels of a per-tensor quantizer: what flows between the integer
+/// model's layers.
+public struct QuantizedActivation {
+    public let levels: [UInt8]
+    public let shape: [Int]
+    public let parameters: QuantizationParameters
+
+    /// x quantized by `parameters` (per tensor).
+    public init(quantizing x: Tensor, with parameters: QuantizationParameters) {
+        precondition(parameters.axis == nil, "activations are quantized per tensor")
+        (levels, shape, self.parameters) = (parameters.quantize(x), x.shape, parameters)
+    }
+
+    /// (q - zeroPoint) * scale: the float value the levels stand for.
+    public func dequantized() -> Tensor {
+        let (s, z) = (parameters.scale[0], Float(parameters.zeroPoint[0]))
+        return Tensor(shape: shape, scalars: levels.map { (Float($0) - z) * s })
+    }
+}
+
+/// A convolution with BN folded in, as integers: weight levels per output channel with their own
+/// scale and zero point, an int32 bias at scale inputScale * weightScale[o], and the input
+/// quantizer it was exported for (the bias's scale depends on it).
+public struct IntegerConv2d {
+    public let outChannels, inChannels, kernel, stride, padding: Int
+    public let weightBits: Int
+    /// [outChannels, inChannels * kernel * kernel] levels in 0..<2^weightBits.
+    public let weightLevels: [UInt8]
+    public let weightScale: [Float]
+    public let weightZeroPoint: [Int32]
+    public let bias: [Int32]
+    public let input: QuantizationParameters
+    /// (level - zero point) per weight, the operand of the integer products.
+    let centredWeights: [Int16]
+
+    public init(outChannels: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int, weightBits: Int,
+                weightLevels: [UInt8], weightScale: [Float], weightZeroPoint: [Int32], bias: [Int32],
+                input: QuantizationParameters) {
+        let patch = inChannels * kernel * kernel
+        precondition(weightLevels.count == outChannels * patch && weightScale.count == outChannels
+                     && weightZeroPoint.count == outChannels && bias.count == outChannels,
+                     "integer conv \(outChannels)x\(inChannels)x\(kernel)x\(kernel): inconsistent tensors")
+        (self.outChannels, self.inChannels, self.kernel, self.stride, self.padding) = (outChannels, inChannels, kernel, stride, padding)
+        (self.weightBits, self.weightLevels, self.weightScale, self.weightZeroPoint, self.bias, self.input) =
+            (weightBits, weightLevels, weightScale, weightZeroPoint, bias, input)
+        centredWeights = (0..<weightLevels.count).map { Int16(weightLevels[$0]) - Int16(weightZeroPoint[$0 / patch]) }
+    }
+
+    /// The largest |accumulator| any input can produce: patch * max|x - zp| * max|w - zp| + |bias|.
+    public var accumulatorBound: Int {
+        let x = Int(Swift.max(input.zeroPoint[0], input.quantMax - input.zeroPoint[0]))
+        let w = centredWeights.map { abs(Int($0)) }.max() ?? 0
+        return inChannels * kernel * kernel * x * w + (bias.map { abs(Int($0)) }.max() ?? 0)
+    }
+
+    /// - x: levels [N, inChannels, H, W] of the quantizer `input`. Returns float [N, out, Ho, Wo]:
+    ///   (int32 accumulator + bias) * inputScale * weightScale[o].
+    public func forward(_ x: QuantizedActivation) -> Tensor {
+        precondition(x.parameters == input, "integer conv exported for input \(input), got \(x.parameters)")
+        let g = ConvGeometry(input: x.shape, weight: [outChannels, inChannels, kernel, kernel], stride: stride, padding: padding)
+        let outputScale = weightScale.map { $0 * input.scale[0] }
+        return integerConvolution(g, codes: x.levels, zeroPoint: input.zeroPoint[0], weights: centredWeights,
+                                  bias: bias, outputScale: outputScale)
+    }
+}
+
+/// The classifier on the average pool of a quantized activation, as integers: its operands are
+/// the per-channel sums of centred levels over the pooled positions (the pool's division is
+/// folded into the output scale), so the pool needs no requantization.
+public struct IntegerLinear {
+    public let outFeatures, inFeatures: Int
+    public let weightBits: Int
+    /// [outFeatures, inFeatures] levels.
+    public let weightLevels: [UInt8]
+    public let weightScale: [Float]
+    public let weightZeroPoint: [Int32]
+    /// At scale input.scale / pooledPositions * weightScale[o].
+    public let bias: [Int32]
+    public let input: QuantizationParameters
+    /// Positions averaged by the pool before this layer (H * W of the last stage).
+    public let pooledPositions: Int
+    let centredWeights: [Int32]
+
+    public init(outFeatures: Int, inFeatures: Int, weightBits: Int, weightLevels: [UInt8], weightScale: [Float],
+                weightZeroPoint: [Int32], bias: [Int32], input: QuantizationParameters, pooledPositions: Int) {
+        precondition(weightLevels.count == outFeatures * inFeatures && weightScale.count == outFeatures
+                     && weightZeroPoint.count == outFeatures && bias.count == outFeatures && pooledPositions > 0,
+                     "integer linear \(outFeatures)x\(inFeatures): inconsistent tensors")
+        (self.outFeatures, self.inFeatures, self.weightBits, self.weightLevels) = (outFeatures, inFeatures, weightBits, weightLevels)
+        (self.weightScale, self.weightZeroPoint, self.bias, self.input, self.pooledPositions) =
+            (weightScale, weightZeroPoint, bias, input, pooledPositions)
+        centredWeights = (0..<weightLevels.count).map { Int32(weightLevels[$0]) - weightZeroPoint[$0 / inFeatures] }
+    }
+
+    public var accumulatorBound: Int {
+        let x = Int(Swift.max(input.zeroPoint[0], input.quantMax - input.zeroPoint[0])) * pooledPositions
+        let w = centredWeights.map { abs(Int($0)) }.max() ?? 0
+        return inFeatures * x * w + (bias.map { abs(Int($0)) }.max() ?? 0)
+    }
+
+    /// - x: levels [N, inFeatures, H, W] with H * W == pooledPositions. Returns logits [N, out].
+    public func forward(_ x: QuantizedActivation) -> Tensor {
+        precondition(x.parameters == input, "integer linear exported for input \(input), got \(x.parameters)")
+        precondition(x.shape.count == 4 && x.shape[1] == inFeatures && x.shape[2] * x.shape[3] == pooledPositions,
+                     "integer linear over \(inFeatures) channels of \(pooledPositions) positions, got \(x.shape)")
+        let (n, hw, zp) = (x.shape[0], pooledPositions, Int32(input.zeroPoint[0]))
+        let outputScale = weightScale.map { $0 * input.scale[0] / Float(hw) }
+        var logits = Tensor(uninitializedShape: [n, outFeatures])
+        logits.withUnsafeMutableBufferPointer { out in
+            var sums = [Int32](repeating: 0, count: inFeatures)
+            for b in 0..<n {
+                for c in 0..<inFeatures {
+                    let base = (b * inFeatures + c) * hw
+                    var s: Int32 = 0
+                    for p in 0..<hw { s &+= Int32(x.levels[base + p]) &- zp }
+                    sums[c] = s
+                }
+                for o in 0..<outFeatures {
+                    var acc = bias[o]
+                    for c in 0..<inFeatures { acc &+= sums[c] &* centredWeights[o * inFeatures + c] }
+                    out[b * outFeatures + o] = Float(acc) * outputScale[o]
+                }
+            }
+        }
+        return logits
+    }
+}

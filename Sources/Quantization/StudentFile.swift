@@ -1,0 +1,53 @@
+import Checkpoint
+import Foundation
+import NN
+import Safetensors
+
+/// A quantized student in one safetensors file: the teacher's tensor names (so PyTorch reads the
+/// float parameters as they are) plus the activation ranges (`...act1.min_val`, ...), with
+/// metadata role "student" and the quantization configuration under `acq_dist_quantization`.
+public enum StudentFile {
+    public static let role = "student"
+    public static let configurationKey = "acq_dist_quantization"
+
+    /// - metadata: the teacher's, with role "student" and notes of how the student was made.
+    public static func save(_ student: QuantizedResNet, metadata: ModelMetadata, to url: URL) throws {
+        precondition(metadata.role == role, "a student file's role is '\(role)', got '\(metadata.role)'")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(student.quantization), as: UTF8.self)
+        try ModelFile.save(student, metadata: metadata, extra: [configurationKey: json], to: url)
+    }
+
+    /// Loads a student written by `save`: a teacher file (or any other role) is refused, naming
+    /// both roles; so is a student whose configuration is missing or invalid.
+    public static func load(_ url: URL) throws -> (QuantizedResNet, ModelMetadata) {
+        let file = try SafetensorsFile.read(contentsOf: url)
+        let metadata = try ModelFile.metadata(of: file, expectedRole: role)
+        let config = try configuration(of: file)
+        let student = try quantize(ResNet(metadata.architecture), config: config,
+                                   inputRange: normalisedPixelRange(mean: metadata.mean, std: metadata.std))
+        try StateDict.load(file, into: student)
+        return (student, metadata)
+    }
+
+    /// The quantization configuration stored in a student (or integer model) file.
+    static func configuration(of file: SafetensorsFile) throws -> QuantizationConfig {
+        guard let json = file.metadata[configurationKey] else {
+            throw QuantizationError.badMetadata(file: file.source, key: configurationKey, reason: "is absent")
+        }
+        let config: QuantizationConfig
+        do {
+            config = try JSONDecoder().decode(QuantizationConfig.self, from: Data(json.utf8))
+        } catch {
+            throw QuantizationError.badMetadata(file: file.source, key: configurationKey,
+                                                reason: "is not a quantization configuration: \(json.prefix(80))")
+        }
+        do {
+            try config.validate()
+        } catch {
+            throw QuantizationError.badMetadata(file: file.source, key: configurationKey, reason: "is invalid: \(error)")
+        }
+        return config
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Distributed
+import Foundation
+
+/// This process's part in a job: one rank of an MPI job when OpenMPI's `mpirun` started it, the
+/// only process otherwise.
+///
+/// Failures end the whole job with one line, never a hang:
+/// - a `CollectiveFailure` is thrown by every rank at the same point: rank 0 prints it and
+///   aborts the job; the other ranks stay silent and wait for that abort to end them;
+/// - any other error is this rank's own: it prints one line naming itself and aborts the job
+///   (MPI_Abort), since its peers would otherwise wait for it in their next collective.
+final class Job {
+    let communicator: any Communicator
+    private let mpi: MPICommunicator?
+
+    private init(_ communicator: any Communicator, mpi: MPICommunicator?) {
+        self.communicator = communicator
+        self.mpi = mpi
+    }
+
+    var rank: Int { communicator.rank }
+    var size: Int { communicator.size }
+
+    /// This process's rank as `mpirun` announced it, before MPI is initialised; nil outside mpirun.
+    static var launchedRank: Int? {
+        ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].flatMap { Int($0) }
+    }
+
+    /// Initialises MPI when started by `mpirun`; a failure there ends the process with one line.
+    static func start() -> Job {
+        guard MPICommunicator.isLaunchedByMPI else { return Job(SingleProcessCommunicator(), mpi: nil) }
+        do {
+            let mpi = try MPICommunicator()
+            return Job(mpi, mpi: mpi)
+        } catch {
+            FileHandle.standardError.write(Data("acq-dist: error: cannot start MPI: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    /// Runs a command body as described above; MPI is finalised after a success.
+    func run(_ body: () throws -> Void) throws {
+        guard let mpi else { return try ACQDist.reportingErrors(body) }
+        do {
+            try body()
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as CollectiveFailure {
+            if rank == 0 { mpi.abort("\(error)") }
+            // Rank 0 is aborting the job; waiting here lets its line be the only one. Should
+            // the barrier return (rank 0 did not fail the same way), this rank reports itself.
+            try? mpi.barrier()
+            mpi.abort("rank \(rank): \(error)")
+        } catch let error as MPIError {
+            mpi.abort("\(error)")
+        } catch {
+            mpi.abort("rank \(rank): \(error)")
+        }
+        try mpi.finalize()
+    }
+}
+
+extension ACQDist {
+    /// ArgumentParser's `main`, except that under `mpirun` only rank 0 reports a usage error:
+    /// every rank parses the same arguments, and one report is enough.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if let rank = Job.launchedRank, rank != 0 { Foundation.exit(exitCode(for: error).rawValue) }
+            exit(withError: error)
+        }
+    }
+}
