@@ -4,7 +4,7 @@ import PackageDescription
 // Module graph (one-way): CBLAS, CPUKernelsAVX512 -> TensorCore -> Autodiff -> NN -> Checkpoint -> Quantization -> Methods -> acq-dist.
 // Safetensors and Data depend on TensorCore only. See docs/architecture.md.
 // Distributed (NN, and MPI through CMPI and CMPIShims) sits beside Checkpoint; Methods uses it.
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "acq-dist",
@@ -48,9 +48,7 @@ let package = Package(
                           dependencies: ["Methods", "Distributed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
-                          // main.swift holds `@main`; with more than one file in the target that needs
-                          // -parse-as-library, or main.swift counts as top-level code.
-                          swiftSettings: optimize + [.unsafeFlags(["-parse-as-library"])]),
+                          swiftSettings: optimize),
         .target(name: "TestSupport", dependencies: ["Safetensors", "Autodiff"], path: "Tests/TestSupport",
                 resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),

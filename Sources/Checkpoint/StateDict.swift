@@ -43,8 +43,11 @@ public enum StateDict {
     /// Loads every parameter and buffer of `model` from `file` (names under `prefix`).
     /// `num_batches_tracked` may be absent (older PyTorch files); any other missing tensor, a
     /// shape mismatch, or (when `strict`) a tensor the model does not have is an error.
-    public static func load(_ file: SafetensorsFile, into model: any Layer, prefix: String = "", strict: Bool = true) throws {
-        let state = model.namedState()
+    /// With `buffers: false` only the trainable parameters are read (a file of parameters alone,
+    /// as for a generator whose batch norms never use running statistics).
+    public static func load(_ file: SafetensorsFile, into model: any Layer, prefix: String = "", strict: Bool = true,
+                            buffers: Bool = true) throws {
+        let state = buffers ? model.namedState() : model.namedParameters()
         // Check everything before changing anything: a failed load leaves the model as it was.
         var values: [(Parameter, Tensor)] = []
         for (name, p) in state {
