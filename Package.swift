@@ -53,7 +53,7 @@ let package = Package(
                 resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "TestSupport"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Checkpoint", "Safetensors", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Checkpoint", "Safetensors", "Methods", "TestSupport"]),
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),

@@ -73,6 +73,20 @@ func expectGradientsMatch(_ name: String, _ inputs: [Tensor], step: Float = 1e-2
         expectGradientsMatch("mse", [random([3, 4], 23), random([3, 4], 24)]) { mse($0[0], $0[1]) }
     }
 
+    @Test func attentionAndStatistics() {
+        let f = random([2, 3, 4, 4], 27)
+        expectGradientsMatch("attention map", [f]) { attentionMap($0[0]) }
+        let a = random([2, 4, 4], 28).map { Swift.abs($0) + 0.2 }
+        expectGradientsMatch("normalise per sample", [a]) { normalizedPerSample($0[0]) }
+        expectGradientsMatch("centroid", [a]) { weightedCentroid($0[0]) }
+        expectGradientsMatch("channel moments", [random([3, 2, 3, 3], 29)], step: 5e-3) { channelMoments($0[0]) }
+        let away = random([2, 5], 30).map { $0 >= 0 ? $0 + 0.1 : $0 - 0.1 }
+        expectGradientsMatch("abs", [away]) { Autodiff.abs($0[0]) }
+        expectGradientsMatch("reciprocal", [a], step: 1e-3) { reciprocal($0[0]) }
+        expectGradientsMatch("add scalar", [away]) { $0[0] + 0.5 }
+        expectGradientsMatch("select rows", [random([4, 3], 31)]) { selectRows($0[0], [3, 0, 3]) }
+    }
+
     /// A loss on an intermediate tensor and a gradient into the input: the tape handles both.
     @Test func gradientsReachInputsAndIntermediateLosses() {
         expectGradientsMatch("two-loss graph", [random([2, 2, 5, 5], 25), random([3, 2, 3, 3], 26, scale: 0.3)]) { v in

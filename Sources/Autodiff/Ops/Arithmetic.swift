@@ -83,3 +83,49 @@ public func embedding(_ table: Variable, indices: [Int]) -> Variable {
         return [gt]
     }
 }
+
+/// |x| element-wise (gradient sign(x), 0 at 0).
+public func abs(_ x: Variable) -> Variable {
+    let xv = x.value
+    return record(xv.map { Swift.abs($0) }, [x], saving: [xv]) { gy, _ in
+        [gy.zipMap(xv) { g, v in v > 0 ? g : (v < 0 ? -g : 0) }]
+    }
+}
+
+/// x + s for a constant s.
+public func + (x: Variable, s: Float) -> Variable {
+    record(x.value.map { $0 + s }, [x]) { gy, _ in [gy] }
+}
+
+/// 1 / x element-wise.
+public func reciprocal(_ x: Variable) -> Variable {
+    let y = x.value.map { 1 / $0 }
+    return record(y, [x], saving: [y]) { gy, _ in [gy.zipMap(y) { g, r in -g * r * r }] }
+}
+
+/// Rows of the first axis picked by index (a row may appear more than once).
+/// - x: [N, ...]. Returns [indices.count, ...].
+public func selectRows(_ x: Variable, _ indices: [Int]) -> Variable {
+    let n = x.shape[0], inner = x.value.count / Swift.max(n, 1)
+    for i in indices { precondition(i >= 0 && i < n, "row \(i) outside 0..<\(n)") }
+    var y = Tensor(uninitializedShape: [indices.count] + x.shape.dropFirst())
+    x.value.withUnsafeBufferPointer { src in
+        y.withUnsafeMutableBufferPointer { dst in
+            for (r, i) in indices.enumerated() {
+                (dst.baseAddress! + r * inner).update(from: src.baseAddress! + i * inner, count: inner)
+            }
+        }
+    }
+    let shape = x.shape
+    return record(y, [x]) { gy, _ in
+        var gx = Tensor.zeros(shape)
+        gy.withUnsafeBufferPointer { g in
+            gx.withUnsafeMutableBufferPointer { d in
+                for (r, i) in indices.enumerated() {
+                    for k in 0..<inner { d[i * inner + k] += g[r * inner + k] }
+                }
+            }
+        }
+        return [gx]
+    }
+}

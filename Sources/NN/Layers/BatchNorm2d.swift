@@ -21,6 +21,9 @@ public final class BatchNorm2d: Layer {
     /// When false, train-mode forwards leave the running statistics untouched (a second pass
     /// of a frozen teacher with batch statistics).
     public var updatesRunningStatistics = true
+    /// When true, each forward keeps its input in `lastInput` (losses on a teacher's BN inputs).
+    public var capturesInput = false
+    public private(set) var lastInput: Variable?
     /// Statistics of the last train-mode forward, for losses that compare them.
     public private(set) var lastBatchStatistics: BatchStatistics?
 
@@ -51,6 +54,7 @@ public final class BatchNorm2d: Layer {
     public func forward(_ x: Variable) -> Variable {
         precondition(x.value.rank >= 2 && x.shape[1] == channels,
                      "BatchNorm2d(\(channels)) got input \(x.shape)")
+        lastInput = capturesInput ? x : nil
         guard mode.usesBatchStatistics || !tracksRunningStatistics else {
             return batchNormInference(x, gamma: weight?.variable, beta: bias?.variable,
                                       runningMean: runningMean.value, runningVar: runningVar.value, eps: eps)
