@@ -21,7 +21,9 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
             let head = names.prefix(5).joined(separator: ", ")
             return "\(file): \(names.count) tensor(s) the model does not have: \(head)\(names.count > 5 ? ", ..." : "")"
         case let .wrongKind(file, expected, actual):
-            return "\(file): this is a \(actual) file, expected a \(expected) file"
+            // Roles are "teacher", "student", "integer": the article follows the word.
+            func article(_ role: String) -> String { "aeiou".contains(role.prefix(1)) ? "an" : "a" }
+            return "\(file): this is \(article(actual)) \(actual) file, expected \(article(expected)) \(expected) file"
         case let .badMetadata(file, key, value):
             return "\(file): metadata '\(key)' has an unusable value '\(value)'"
         }

@@ -25,7 +25,8 @@ public enum StartupChecks {
     /// average need local samples on every rank).
     public static func verifyGlobalBatch(_ count: Int, ranks: Int) throws {
         guard count < ranks else { return }
-        throw StartupCheckError(rank: count, cause: "a global batch of \(count) samples leaves ranks \(count)...\(ranks - 1) of \(ranks) without samples; use a batch of at least \(ranks) or fewer ranks")
+        let idle = count == ranks - 1 ? "rank \(count)" : "ranks \(count)-\(ranks - 1)"
+        throw StartupCheckError(rank: count, cause: "a global batch of \(count) samples leaves \(idle) of \(ranks) without samples; use a batch of at least \(ranks) or fewer ranks")
     }
 
     static func canonicalJSON<C: Encodable>(_ value: C) throws -> [UInt8] {

@@ -23,10 +23,10 @@ public struct ParallelBenchmark {
 
     public struct StepRow: Sendable {
         public var bucketMegabytes: Double
-        /// Mean over ranks.
+        /// Median over the steps, mean over ranks.
         public var secondsPerStep: Double
         public var imagesPerSecond: Double
-        /// Mean over ranks of (time in communication calls) / (step time).
+        /// Median over the steps of (time in communication calls) / (step time), mean over ranks.
         public var communicationShare: Double
     }
 
@@ -34,7 +34,7 @@ public struct ParallelBenchmark {
         /// nil: one plain all-reduce of the whole gradient buffer.
         public var bucketMegabytes: Double?
         public var bytes: Int
-        /// Mean over ranks of the time per all-reduce of the whole buffer.
+        /// Median over the repeats of the time per all-reduce of the whole buffer, mean over ranks.
         public var seconds: Double
         /// Algorithm bandwidth, bytes / seconds.
         public var gigabytesPerSecond: Double { Double(bytes) / seconds / 1e9 }
@@ -59,11 +59,15 @@ public struct ParallelBenchmark {
             }
             for _ in 0..<warmup { try step() }
             try communicator.barrier()
-            timed.reset()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<steps { try step() }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            var sums = [elapsed / Double(steps), timed.seconds / elapsed]
+            // Medians over the steps: other processes on the machine preempt single steps.
+            var stepSeconds: [Double] = [], shares: [Double] = []
+            for _ in 0..<steps {
+                timed.reset()
+                let seconds = try Self.time(step)
+                stepSeconds.append(seconds)
+                shares.append(timed.seconds / seconds)
+            }
+            var sums = [median(stepSeconds), median(shares)]
             try communicator.allReduceSum(&sums)
             let perStep = sums[0] / Double(communicator.size)
             return StepRow(bucketMegabytes: mb, secondsPerStep: perStep, imagesPerSecond: Double(global) / perStep,
@@ -71,7 +75,9 @@ public struct ParallelBenchmark {
         }
     }
 
-    public func runBandwidth(communicator: any Communicator) throws -> [BandwidthRow] {
+    /// - Returns: the rows (the bare all-reduce first) and the time of copying the gradients into
+    ///   the flat buffer alone, which the runtime's rows include.
+    public func runBandwidth(communicator: any Communicator) throws -> (rows: [BandwidthRow], gatherSeconds: Double) {
         let (model, arena) = makeModel()
         // Gradients to reduce: one backward on synthetic data.
         let x = Tensor.randomNormal([2, inChannels, imageSize, imageSize], seed: 7)
@@ -81,9 +87,7 @@ public struct ParallelBenchmark {
         func measure(_ body: () throws -> Void) throws -> Double {
             for _ in 0..<3 { try body() }
             try communicator.barrier()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<allReduceRepeats { try body() }
-            var s = [Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(allReduceRepeats)]
+            var s = [median(try (0..<allReduceRepeats).map { _ in try Self.time(body) })]
             try communicator.allReduceSum(&s)
             return s[0] / Double(communicator.size)
         }
@@ -95,7 +99,13 @@ public struct ParallelBenchmark {
                                             options: DataParallel.Options(bucketMegabytes: mb))
             rows.append(BandwidthRow(bucketMegabytes: mb, bytes: bytes, seconds: try measure { try parallel.allReduceGradients() }))
         }
-        return rows
+        return (rows, try measure { arena.gatherGradients() })
+    }
+
+    static func time(_ body: () throws -> Void) throws -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
     func makeModel() -> (ResNet, ParameterArena) {

@@ -5,8 +5,8 @@ import TensorCore
 /// teacher itself is left untouched, it stays the distillation target), wrapped with weight and
 /// activation quantizers, in eval mode so that batch norm keeps the teacher's running statistics.
 /// The activation quantizers have no range until calibrated (`QuantizedResNet.calibrate`).
-/// - inputRange: the normalised pixel range (see `normalisedPixelRange`), used only when
-///   `config.quantizeInput`.
+/// - inputRange: the normalised pixel range (`normalisedPixelRange`): the range of the 8-bit
+///   image quantizer, the integer model's input (applied by the student with `quantizeInput`).
 public func quantize(_ model: any Layer, config: QuantizationConfig,
                      inputRange: ClosedRange<Float>) throws -> QuantizedResNet {
     try config.validate()

@@ -96,6 +96,26 @@ public struct QuantizationParameters: Equatable, Sendable {
         return codes
     }
 
+    /// x rounded to the nearest level, round(x / scale) * scale, without clamping to the range
+    /// (per tensor): within the range, the value the levels stand for.
+    public func roundedToGrid(_ x: Tensor) -> Tensor {
+        precondition(axis == nil, "rounding to the grid of a per-tensor quantizer")
+        let s = scale[0]
+        return x.map { roundHalfToEven($0 / s) * s }
+    }
+
+    /// q - zeroPoint for each element of x (per tensor): the operands of integer arithmetic.
+    /// They fit Int16 for up to 15 bits, since zeroPoint lies in 0...quantMax.
+    public func centredLevels(_ x: Tensor) -> [Int16] {
+        precondition(bits <= 15 && axis == nil, "centred levels of a per-tensor quantizer of at most 15 bits, got \(bits) bits, axis \(String(describing: axis))")
+        let (s, z, top) = (scale[0], Float(zeroPoint[0]), Float(quantMax))
+        var out = [Int16](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { src in
+            for i in 0..<src.count { out[i] = Int16(Swift.min(Swift.max(roundHalfToEven(src[i] / s) + z, 0), top) - z) }
+        }
+        return out
+    }
+
     /// (elements before the channel axis, channels, elements after it) for a tensor of `shape`.
     func layout(of shape: [Int]) -> (outer: Int, channels: Int, inner: Int) {
         guard let axis else { return (1, 1, shape.reduce(1, *)) }

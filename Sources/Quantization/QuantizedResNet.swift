@@ -9,114 +9,130 @@ import TensorCore
 /// State names are the teacher's (`c1`, `b1`, `c2`, `b2`, `sc.0`, `sc.1`) plus `act1` (after the
 /// inner ReLU) and `act2` (after the block's output ReLU), each with `min_val` and `max_val`.
 public final class QuantizedBasicBlock: Layer {
-    public let c1: QuantizedConv2d, b1: BatchNorm2d, act1: FakeQuantize
-    public let c2: QuantizedConv2d, b2: BatchNorm2d
-    public let shortcut: (conv: QuantizedConv2d, bn: BatchNorm2d)?
+    public let block1: QuantizedConvBN, act1: FakeQuantize, block2: QuantizedConvBN
+    public let shortcut: QuantizedConvBN?
     public let act2: FakeQuantize
-    private let shortcutLayer: Sequential?
+    /// The shortcut's conv and BN under their names `sc.0` and `sc.1`.
+    private let shortcutNames: Sequential?
 
-    init(_ block: BasicBlock, weightBits: Int, outputBits: Int, config: QuantizationConfig) {
-        let act = { FakeQuantize.activation(bits: $0, scheme: config.activationScheme, momentum: config.observerMomentum) }
-        c1 = QuantizedConv2d(block.c1, bits: weightBits, scheme: config.weightScheme)
-        b1 = block.b1
-        act1 = act(config.activationBits)
-        c2 = QuantizedConv2d(block.c2, bits: weightBits, scheme: config.weightScheme)
-        b2 = block.b2
-        if let sc = block.shortcut, let conv = sc.layers[0] as? Conv2d, let bn = sc.layers[1] as? BatchNorm2d {
-            let q = QuantizedConv2d(conv, bits: weightBits, scheme: config.weightScheme)
-            shortcut = (q, bn)
-            shortcutLayer = Sequential([q, bn])
+    /// - input: the quantizer of the block's input (the previous block's `act2`, or the stem's).
+    init(_ block: BasicBlock, input: FakeQuantize, weightBits: Int, outputBits: Int, config: QuantizationConfig) {
+        let conv = { QuantizedConv2d($0, bits: weightBits, scheme: config.weightScheme) }
+        act1 = .activation(bits: config.activationBits, scheme: config.activationScheme, momentum: config.observerMomentum)
+        block1 = QuantizedConvBN(conv(block.c1), block.b1, input: input)
+        block2 = QuantizedConvBN(conv(block.c2), block.b2, input: act1)
+        if let sc = block.shortcut {
+            guard let c = sc.layers[0] as? Conv2d, let bn = sc.layers[1] as? BatchNorm2d else {
+                preconditionFailure("BasicBlock shortcut is not [Conv2d, BatchNorm2d]")
+            }
+            let q = QuantizedConvBN(conv(c), bn, input: input)
+            (shortcut, shortcutNames) = (q, Sequential([q.conv, bn]))
         } else {
-            precondition(block.shortcut == nil, "BasicBlock shortcut is not [Conv2d, BatchNorm2d]")
-            (shortcut, shortcutLayer) = (nil, nil)
+            (shortcut, shortcutNames) = (nil, nil)
         }
-        act2 = act(outputBits)
+        act2 = .activation(bits: outputBits, scheme: config.activationScheme, momentum: config.observerMomentum)
     }
 
     public var children: [(String, any Layer)] {
-        var c: [(String, any Layer)] = [("c1", c1), ("b1", b1), ("act1", act1), ("c2", c2), ("b2", b2)]
-        if let shortcutLayer { c.append(("sc", shortcutLayer)) }
+        var c: [(String, any Layer)] = [("c1", block1.conv), ("b1", block1.bn), ("act1", act1), ("c2", block2.conv), ("b2", block2.bn)]
+        if let shortcutNames { c.append(("sc", shortcutNames)) }
         return c + [("act2", act2)]
     }
 
     /// - x: [N, in, H, W] (the previous block's quantized output). Returns [N, out, H/s, W/s].
     public func forward(_ x: Variable) -> Variable {
-        let h = act1(relu(b1(c1(x))))
-        let out = b2(c2(h))
-        return act2(relu(out + (shortcutLayer?.forward(x) ?? x)))
+        let h = act1(relu(block1.forward(x)))
+        let out = block2.forward(h)
+        return act2(relu(out + (shortcut?.forward(x) ?? x)))
     }
 }
 
 /// The quantized student of a CIFAR-style ResNet: every convolution and the classifier with
 /// fake-quantized weights, every ReLU followed by a fake-quantized activation, batch norms kept
 /// with the teacher's running statistics (frozen: the student runs in eval mode) and trainable
-/// gamma/beta. The classifier's input is the average pool of the last quantized activation,
-/// not quantized again: its integers are the pooled sums (see IntegerResNet).
+/// gamma/beta. The classifier's input is the average pool of the last quantized activation, not
+/// quantized again: its integers are the pooled sums (see IntegerLinear). Each layer also adds the
+/// rounding of the integer model's int32 bias, so the student computes what the integer model does.
 ///
-/// State: the teacher's names, plus `act` (after the stem's ReLU), the blocks' `act1`/`act2`
-/// and, when the input is quantized, `input`.
+/// State: the teacher's names, plus `input` (the image quantizer's fixed 8-bit range, applied only
+/// with `quantizeInput`), `act` (after the stem's ReLU) and the blocks' `act1`/`act2`.
 public final class QuantizedResNet: Layer {
     public let architecture: ResNetConfig
     public let quantization: QuantizationConfig
-    public let input: FakeQuantize?
-    public let conv: QuantizedConv2d
-    public let bn: BatchNorm2d
+    /// 8 bits over the normalised pixel range, applied to the image when `quantization.quantizeInput`.
+    public let input: FakeQuantize
+    /// The integer model's image quantizer: `input`'s when the student quantizes its input, else
+    /// 15 bits over the same range, a grid 4e-5 apart in normalised units (1/90 of a Fashion-MNIST
+    /// pixel step) whose centred levels still fit Int16. A float-input student rounds its image to
+    /// that grid, without clamping (a generator's images outside the pixel range pass as they are):
+    /// numerically float, and on real images exactly the numbers the integer model reads.
+    /// The stem's integer bias is expressed in its scale.
+    public let imageQuantization: QuantizationParameters
+    public let stem: QuantizedConvBN
     public let act: FakeQuantize
     public let blocks: [QuantizedBasicBlock]
     public let fc: QuantizedLinear
     private let layers: Sequential
 
-    /// Wraps `model`'s layers (not a copy: see `quantize(_:config:inputRange:)`, which copies).
-    /// - inputRange: the normalised pixel range, used when `config.quantizeInput`.
+    /// Wraps `model`'s layers (not a copy: `quantize(_:config:inputRange:)` copies first).
+    /// - inputRange: the normalised pixel range (`normalisedPixelRange`).
     init(wrapping model: ResNet, config: QuantizationConfig, inputRange: ClosedRange<Float>) {
         architecture = model.config
         quantization = config
         let endBits = config.firstAndLastAt8Bits ? 8 : config.weightBits
-        let act = { FakeQuantize.activation(bits: $0, scheme: config.activationScheme, momentum: config.observerMomentum) }
-        if config.quantizeInput {
-            // A fixed range, never calibrated: the whole normalised pixel range at 8 bits.
-            let q = act(8)
-            (q.observer as! MovingAverageMinMaxObserver).setRange(inputRange.lowerBound, inputRange.upperBound)
-            input = q
-        } else {
-            input = nil
-        }
-        conv = QuantizedConv2d(model.conv, bits: endBits, scheme: config.weightScheme)
-        bn = model.bn
-        self.act = act(config.activationBits)
+        let activation = { FakeQuantize.activation(bits: $0, scheme: config.activationScheme, momentum: config.observerMomentum) }
+        // A fixed range, never calibrated (calibration switches only `activationQuantizers`).
+        input = .activation(bits: 8, scheme: .perTensorAffine, momentum: config.observerMomentum)
+        (input.observer as! MovingAverageMinMaxObserver).setRange(inputRange.lowerBound, inputRange.upperBound)
+        let image = QuantizationParameters(bits: config.quantizeInput ? 8 : 15, minimum: [inputRange.lowerBound],
+                                           maximum: [inputRange.upperBound], symmetric: false, axis: nil)
+        imageQuantization = image
+        stem = QuantizedConvBN(QuantizedConv2d(model.conv, bits: endBits, scheme: config.weightScheme), model.bn) { image.scale[0] }
+        act = activation(config.activationBits)
         let teacherBlocks = model.layers.layers.map { $0 as! BasicBlock }
-        blocks = teacherBlocks.enumerated().map { i, block in
+        var blocks: [QuantizedBasicBlock] = []
+        for (i, block) in teacherBlocks.enumerated() {
             // The last activation is the classifier's input: 8 bits when the last layer keeps 8.
             let isLast = i == teacherBlocks.count - 1
-            return QuantizedBasicBlock(block, weightBits: config.weightBits,
-                                       outputBits: isLast && config.firstAndLastAt8Bits ? 8 : config.activationBits,
-                                       config: config)
+            blocks.append(QuantizedBasicBlock(block, input: blocks.last?.act2 ?? act, weightBits: config.weightBits,
+                                              outputBits: isLast && config.firstAndLastAt8Bits ? 8 : config.activationBits,
+                                              config: config))
         }
+        self.blocks = blocks
         layers = Sequential(blocks)
         fc = QuantizedLinear(model.fc, bits: endBits, scheme: config.weightScheme)
     }
 
     public var children: [(String, any Layer)] {
-        (input.map { [("input", $0)] } ?? []) + [("conv", conv), ("bn", bn), ("act", act), ("layers", layers), ("fc", fc)]
+        [("input", input), ("conv", stem.conv), ("bn", stem.bn), ("act", act), ("layers", layers), ("fc", fc)]
     }
 
     /// The last stage's output before pooling, quantized: [N, 64, H/4, W/4].
     public func features(_ x: Variable) -> Variable {
         precondition(x.value.rank == 4 && x.shape[1] == architecture.inChannels,
                      "quantized \(architecture.name) expects [N, \(architecture.inChannels), H, W], got \(x.shape)")
-        precondition(!bn.mode.usesBatchStatistics, "the quantized student runs its batch norms on running statistics: set eval mode")
-        let image = input?.forward(x) ?? x
-        return layers(act(relu(bn(conv(image)))))
+        precondition(!stem.bn.mode.usesBatchStatistics, "the quantized student runs its batch norms on running statistics: set eval mode")
+        let image = quantization.quantizeInput ? input(x) : straightThrough(x, value: imageQuantization.roundedToGrid(x.value))
+        return layers(act(relu(stem.forward(image))))
     }
 
+    /// Logits from `features`: the pooled features through the classifier, plus the rounding of
+    /// its integer bias (whose unit is the last activation's scale / pooled positions * weight scale).
     public func classify(_ features: Variable) -> Variable {
-        fc(flatten(globalAveragePool(features)))
+        let logits = fc(flatten(globalAveragePool(features)))
+        let last = blocks.last?.act2 ?? act
+        let positions = Float(features.shape[2] * features.shape[3])
+        let weight = fc.weightFakeQuant.quantizationParameters
+        let unit = last.quantizationParameters.scale[0] / positions
+        let units = (0..<logits.shape[1]).map { unit * weight.scale[weight.axis == nil ? 0 : $0] }
+        let bias = fc.linear.bias?.value.scalars ?? [Float](repeating: 0, count: units.count)
+        return straightThrough(logits, value: logits.value.addingChannelBias(biasRoundingCorrection(bias, units: units)))
     }
 
     /// - x: [N, inChannels, H, W]. Returns logits [N, classes].
     public func forward(_ x: Variable) -> Variable { classify(features(x)) }
 
-    /// The activation quantizers that calibration sets, with their state names (not the input's,
+    /// The activation quantizers that calibration sets, with their state names (not `input`,
     /// whose range is fixed).
     public var activationQuantizers: [(String, FakeQuantize)] {
         var out: [(String, FakeQuantize)] = [("act", act)]
@@ -124,14 +140,14 @@ public final class QuantizedResNet: Layer {
         return out
     }
 
-    /// Every layer whose weight is quantized, with its state name, in forward order.
-    public var weightQuantizedLayers: [(String, any Layer)] {
-        var out: [(String, any Layer)] = [("conv", conv)]
+    /// Every convolution with the batch norm after it, with the convolution's state name, in forward order.
+    public var quantizedConvBNBlocks: [(String, QuantizedConvBN)] {
+        var out: [(String, QuantizedConvBN)] = [("conv", stem)]
         for (i, b) in blocks.enumerated() {
-            out += [("layers.\(i).c1", b.c1), ("layers.\(i).c2", b.c2)]
-            if let sc = b.shortcut { out.append(("layers.\(i).sc.0", sc.conv)) }
+            out += [("layers.\(i).c1", b.block1), ("layers.\(i).c2", b.block2)]
+            if let sc = b.shortcut { out.append(("layers.\(i).sc.0", sc)) }
         }
-        return out + [("fc", fc)]
+        return out
     }
 
     public var batchNorms: [BatchNorm2d] { allLayers().compactMap { $0 as? BatchNorm2d } }

@@ -7,6 +7,8 @@ public struct SafetensorsFile: Sendable {
     /// In insertion order for files built in memory, in data order for files read from disk.
     public private(set) var tensors: [(name: String, tensor: Tensor)] = []
     public private(set) var dtypes: [String: DType] = [:]
+    /// Exact values of integer tensors (see ExactIntegers.swift).
+    public internal(set) var exactIntegers: [String: [Int64]] = [:]
     /// The file this came from (or will be reported as); every error message starts with it.
     public var source: String
     private var positions: [String: Int] = [:]
@@ -49,6 +51,7 @@ public struct SafetensorsFile: Sendable {
             tensors.append((name, tensor))
         }
         dtypes[name] = dtype
+        exactIntegers[name] = nil
     }
 
     /// Up to three names within a small edit distance, closest first, for "did you mean" hints.

@@ -67,6 +67,10 @@ extension SafetensorsFile {
                 entry.dtype.decode(UnsafeRawBufferPointer(rebasing: buffer[entry.range]), into: $0)
             }
             set(entry.name, tensor, dtype: entry.dtype)
+            if entry.dtype.isInteger {
+                exactIntegers[entry.name] = entry.dtype.decodeIntegers(UnsafeRawBufferPointer(rebasing: buffer[entry.range]),
+                                                                       count: tensor.count)
+            }
         }
     }
 }

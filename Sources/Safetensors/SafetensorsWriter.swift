@@ -57,9 +57,11 @@ extension SafetensorsFile {
             for (name, tensor) in tensors {
                 let dtype = dtypes[name, default: .f32]
                 let size = tensor.count * dtype.byteSize
-                try tensor.withUnsafeBufferPointer {
-                    try dtype.encode($0, into: UnsafeMutableRawBufferPointer(rebasing: out[position..<position + size]),
-                                     tensor: name, file: file)
+                let destination = UnsafeMutableRawBufferPointer(rebasing: out[position..<position + size])
+                if dtype.isInteger, let values = exactIntegers[name] {
+                    try dtype.encodeIntegers(values, into: destination, tensor: name, file: file)
+                } else {
+                    try tensor.withUnsafeBufferPointer { try dtype.encode($0, into: destination, tensor: name, file: file) }
                 }
                 position += size
             }

@@ -16,6 +16,7 @@ struct BenchParallel: ParsableCommand {
     var bucketSizes = "0.0625,0.25,1,4"
     @Option(name: .customLong("allreduce-repeats"), help: "All-reduces timed per bandwidth figure.")
     var allReduceRepeats = 30
+    @Flag(help: "Also print one 'result ...' line per figure (for scripts/bench-mpi.sh).") var results = false
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -49,28 +50,31 @@ struct BenchParallel: ParsableCommand {
                 print("bench-parallel: ResNet-20 on 1x28x28, \(job.size) rank(s) x \(Compute.threads) kernel thread(s), \(batchPerRank) images per rank, \(steps) timed steps per bucket size")
                 print("bucket MiB   ms/step   images/s   communication share")
             }
+            var machineLines: [String] = []
             for row in try bench.runSteps(communicator: job.communicator) where report {
                 print(String(format: "%10.4g %9.1f %10.1f   %6.1f%%", row.bucketMegabytes, 1000 * row.secondsPerStep,
                              row.imagesPerSecond, 100 * row.communicationShare))
-                print(String(format: "result steps ranks=%d bucket_mb=%g images_per_s=%.2f ms_per_step=%.3f comm_share=%.4f",
-                             job.size, row.bucketMegabytes, row.imagesPerSecond, 1000 * row.secondsPerStep, row.communicationShare))
+                machineLines.append(String(format: "result steps ranks=%d bucket_mb=%g images_per_s=%.2f ms_per_step=%.3f comm_share=%.4f ",
+                                           job.size, row.bucketMegabytes, row.imagesPerSecond, 1000 * row.secondsPerStep, row.communicationShare))
             }
+            defer { if results { machineLines.forEach { print($0) } } }
             guard job.size > 1 else {
                 if report { print("one rank: no all-reduce to measure") }
                 return
             }
-            let rows = try bench.runBandwidth(communicator: job.communicator)
+            let (rows, gatherSeconds) = try bench.runBandwidth(communicator: job.communicator)
             guard report, let bare = rows.first else { return }
             let busFactor = 2 * Double(job.size - 1) / Double(job.size)
-            print("gradient all-reduce of \(bare.bytes) bytes, mean of \(allReduceRepeats):")
-            print("what                    ms     algbw GB/s   busbw GB/s   vs MPI_Allreduce")
+            print("gradient all-reduce of \(bare.bytes) bytes, mean of \(allReduceRepeats); the runtime's figure includes copying")
+            print(String(format: "the gradients into the flat buffer (%.3f ms of it when timed alone)", 1000 * gatherSeconds))
+            print("what                   ms     algbw GB/s   busbw GB/s   vs MPI_Allreduce")
             for row in rows {
                 let what = row.bucketMegabytes.map { String(format: "runtime, %g MiB", $0) } ?? "bare MPI_Allreduce"
                 print(String(format: "%-20@ %7.3f   %10.3f   %10.3f   %6.2fx", what, 1000 * row.seconds, row.gigabytesPerSecond,
                              row.gigabytesPerSecond * busFactor, bare.seconds / row.seconds))
-                print(String(format: "result allreduce ranks=%d bucket_mb=%@ bytes=%d ms=%.4f ratio=%.4f", job.size,
-                             row.bucketMegabytes.map { String($0) } ?? "bare", row.bytes, 1000 * row.seconds,
-                             bare.seconds / row.seconds))
+                machineLines.append(String(format: "result allreduce ranks=%d bucket_mb=%@ bytes=%d ms=%.4f ratio=%.4f ", job.size,
+                                           row.bucketMegabytes.map { String($0) } ?? "bare", row.bytes, 1000 * row.seconds,
+                                           bare.seconds / row.seconds))
             }
         }
     }

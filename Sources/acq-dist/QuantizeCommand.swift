@@ -147,7 +147,7 @@ struct Quantize: ParsableCommand {
             print("student: \(studentURL.path)")
 
             if let export {
-                let integer = try IntegerResNet(exporting: student, imageShape: metadata.imageShape, inputRange: inputRange)
+                let integer = try IntegerResNet(exporting: student, imageShape: metadata.imageShape)
                 let exportURL = URL(fileURLWithPath: export)
                 try FileManager.default.createDirectory(at: exportURL.deletingLastPathComponent(), withIntermediateDirectories: true)
                 var integerMetadata = studentMetadata

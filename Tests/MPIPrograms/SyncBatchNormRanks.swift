@@ -19,8 +19,10 @@ struct SyncBatchNormRanks: ParsableCommand {
     /// gamma and beta ([C]); bn.safetensors is written beside it.
     @Option var inputs: String
 
+    @OptionGroup var rank: RankOptions
+
     func run() throws {
-        try runRank { comm in
+        try runRank(rank) { comm in
             let file = try SafetensorsFile.read(contentsOf: URL(fileURLWithPath: inputs))
             let (x, gy, x2) = (try file.tensor("x"), try file.tensor("gy"), try file.tensor("x2"))
             let (gamma, beta) = (try file.tensor("gamma"), try file.tensor("beta"))

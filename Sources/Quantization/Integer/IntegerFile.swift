@@ -27,15 +27,15 @@ public enum IntegerFile {
         var layout = Layout(weightBits: [:], activationBits: [:])
         func put(_ name: String, _ p: QuantizationParameters) {
             file.set("\(name).scale", Tensor(shape: [1], scalars: p.scale), dtype: .f32)
-            file.set("\(name).zero_point", Tensor(shape: [1], scalars: p.zeroPoint.map(Float.init)), dtype: .i32)
+            file.setIntegers("\(name).zero_point", p.zeroPoint.map(Int64.init), shape: [1], dtype: .i32)
             layout.activationBits[name] = p.bits
         }
         func put(_ name: String, bits: Int, levels: [UInt8], scale: [Float], zeroPoint: [Int32], bias: [Int32]) {
             let packed = BitPacking.pack(levels, bits: bits)
-            file.set("\(name).weight", Tensor(shape: [packed.count], scalars: packed.map(Float.init)), dtype: .u8)
+            file.setIntegers("\(name).weight", packed.map(Int64.init), shape: [packed.count], dtype: .u8)
             file.set("\(name).weight_scale", Tensor(shape: [scale.count], scalars: scale), dtype: .f32)
-            file.set("\(name).weight_zero_point", Tensor(shape: [zeroPoint.count], scalars: zeroPoint.map(Float.init)), dtype: .i32)
-            file.set("\(name).bias", Tensor(shape: [bias.count], scalars: bias.map(Float.init)), dtype: .i32)
+            file.setIntegers("\(name).weight_zero_point", zeroPoint.map(Int64.init), shape: [zeroPoint.count], dtype: .i32)
+            file.setIntegers("\(name).bias", bias.map(Int64.init), shape: [bias.count], dtype: .i32)
             layout.weightBits[name] = bits
         }
         func put(_ name: String, _ c: IntegerConv2d) {
@@ -92,7 +92,7 @@ public enum IntegerFile {
         guard image.count == 3 else {
             throw QuantizationError.badMetadata(file: file.source, key: "imageShape", reason: "is \(image), not [C, H, W]")
         }
-        let fc = try reader.linear("fc", shapes.fc, input: previous, pooledPositions: ((image[1] + 3) / 4) * ((image[2] + 3) / 4))
+        let fc = try reader.linear("fc", shapes.fc, input: previous, pooledPositions: lastStagePositions(image))
         let model = IntegerResNet(architecture: metadata.architecture, imageShape: image, input: input, stem: stem,
                                   stemActivation: stemActivation, blocks: blocks, fc: fc)
         return (model, metadata)
@@ -107,11 +107,10 @@ public enum IntegerFile {
             .badTensor(file: file.source, tensor: tensor, reason: reason)
         }
 
-        func integers(_ name: String, count: Int, dtype: DType, range: ClosedRange<Int>) throws -> [Int32] {
-            let t = try file.tensor(name, shape: [count])
+        func integers(_ name: String, count: Int, dtype: DType, range: ClosedRange<Int64>) throws -> [Int32] {
+            let values = try file.integers(name, shape: [count])
             guard file.dtypes[name] == dtype else { throw fail(name, "is \(file.dtypes[name]?.rawValue ?? "?"), expected \(dtype.rawValue)") }
-            let values = t.scalars
-            if let bad = values.first(where: { !range.contains(Int(exactly: $0) ?? Int.min) }) {
+            if let bad = values.first(where: { !range.contains($0) }) {
                 throw fail(name, "holds \(bad), outside \(range.lowerBound)...\(range.upperBound)")
             }
             return values.map { Int32($0) }
@@ -123,19 +122,21 @@ public enum IntegerFile {
             return values
         }
 
-        func bits(_ name: String, in table: [String: Int]) throws -> Int {
+        func bits(_ name: String, in table: [String: Int], allowed: ClosedRange<Int> = QuantizationConfig.bitRange) throws -> Int {
             guard let b = table[name] else {
                 throw QuantizationError.badMetadata(file: file.source, key: IntegerFile.layoutKey, reason: "has no bit width for '\(name)'")
             }
-            guard QuantizationConfig.bitRange.contains(b) else {
-                throw QuantizationError.badMetadata(file: file.source, key: IntegerFile.layoutKey, reason: "gives '\(name)' \(b) bits; bit widths are 2 to 8")
+            guard allowed.contains(b) else {
+                throw QuantizationError.badMetadata(file: file.source, key: IntegerFile.layoutKey,
+                                                    reason: "gives '\(name)' \(b) bits, outside \(allowed.lowerBound) to \(allowed.upperBound)")
             }
             return b
         }
 
+        /// The image quantizer may have up to 15 bits (see `QuantizedResNet.imageQuantization`).
         func activation(_ name: String) throws -> QuantizationParameters {
-            let b = try bits(name, in: layout.activationBits)
-            let zp = try integers("\(name).zero_point", count: 1, dtype: .i32, range: 0...(1 << b - 1))
+            let b = try bits(name, in: layout.activationBits, allowed: name == "input" ? 2...15 : QuantizationConfig.bitRange)
+            let zp = try integers("\(name).zero_point", count: 1, dtype: .i32, range: 0...Int64(1 << b - 1))
             return QuantizationParameters(bits: b, scale: try scales("\(name).scale", count: 1), zeroPoint: zp, axis: nil)
         }
 
@@ -146,9 +147,8 @@ public enum IntegerFile {
             let b = try bits(name, in: layout.weightBits)
             let packed = try integers("\(name).weight", count: BitPacking.byteCount(count, bits: b), dtype: .u8, range: 0...255)
             let levels = BitPacking.unpack(packed.map { UInt8($0) }, bits: b, count: count)
-            let zp = try integers("\(name).weight_zero_point", count: outputs, dtype: .i32, range: 0...(1 << b - 1))
-            // Float32 holds integers exactly up to 2^24, and `save` never writes larger biases.
-            let bias = try integers("\(name).bias", count: outputs, dtype: .i32, range: -16_777_216...16_777_216)
+            let zp = try integers("\(name).weight_zero_point", count: outputs, dtype: .i32, range: 0...Int64(1 << b - 1))
+            let bias = try integers("\(name).bias", count: outputs, dtype: .i32, range: Int64(Int32.min)...Int64(Int32.max))
             return (b, levels, try scales("\(name).weight_scale", count: outputs), zp, bias)
         }
 

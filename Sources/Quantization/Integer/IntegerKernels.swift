@@ -1,16 +1,15 @@
 import TensorCore
 
-// Integer kernels of the exported model. Operands are centred levels (q - zero point), which lie
-// in -255...255 for up to 8 bits and so fit Int16; products and sums are Int32. Dot products run
+// Integer kernels of the exported model. Operands are centred levels (q - zero point), which fit
+// Int16 for up to 15 bits (-255...255 for 8); products and sums are Int32. Dot products run
 // over contiguous Int16 runs, the form that compiles to SSE2's pmaddwd on the baseline x86-64
 // target (eight 16-bit multiplies summed pairwise into 32 bits), so the kernels need no
 // processor-specific code.
 
-/// cols[p, k] = centred input level of patch element k at output position p (0 in padding),
-/// for one image of `codes` ([C, H, W] levels with zero point `zeroPoint`).
-/// k runs over (channel, kernel row, kernel column), the order of an OIHW weight's rows.
-func im2colCentred(_ g: ConvGeometry, codes: UnsafePointer<UInt8>, zeroPoint: Int16,
-                   cols: UnsafeMutablePointer<Int16>) {
+/// cols[p, k] = centred input level of patch element k at output position p (0 in padding: the
+/// level of the value 0), for one image of centred levels [C, H, W]. k runs over (channel,
+/// kernel row, kernel column), the order of an OIHW weight's rows.
+func im2colCentred(_ g: ConvGeometry, input: UnsafePointer<Int16>, cols: UnsafeMutablePointer<Int16>) {
     let (H, W, K, S, P) = (g.height, g.width, g.kernel, g.stride, g.padding)
     let patch = g.patch
     for oy in 0..<g.outHeight {
@@ -18,12 +17,12 @@ func im2colCentred(_ g: ConvGeometry, codes: UnsafePointer<UInt8>, zeroPoint: In
             let row = cols + (oy * g.outWidth + ox) * patch
             var k = 0
             for c in 0..<g.inChannels {
-                let plane = codes + c * H * W
+                let plane = input + c * H * W
                 for ki in 0..<K {
                     let iy = oy * S - P + ki
                     for kj in 0..<K {
                         let ix = ox * S - P + kj
-                        row[k] = iy >= 0 && iy < H && ix >= 0 && ix < W ? Int16(plane[iy * W + ix]) - zeroPoint : 0
+                        row[k] = iy >= 0 && iy < H && ix >= 0 && ix < W ? plane[iy * W + ix] : 0
                         k += 1
                     }
                 }
@@ -42,25 +41,25 @@ func dotInt16(_ a: UnsafePointer<Int16>, _ b: UnsafePointer<Int16>, count: Int) 
 
 /// The integer convolution of a batch of levels: for image n, channel o, position p,
 /// acc = bias[o] + sum_k weights[o, k] * cols_n[p, k], then out = acc * outputScale[o].
-/// - codes: [N, C, H, W] input levels with `zeroPoint`; weights: [O, patch] centred levels.
+/// - input: [N, C, H, W] centred levels; weights: [O, patch] centred levels.
 /// Returns float [N, O, Ho, Wo]. Images are split over the kernel threads.
-func integerConvolution(_ g: ConvGeometry, codes: [UInt8], zeroPoint: Int32, weights: [Int16],
+func integerConvolution(_ g: ConvGeometry, input: [Int16], weights: [Int16],
                         bias: [Int32], outputScale: [Float]) -> Tensor {
     let (O, patch, positions) = (g.outChannels, g.patch, g.outHeight * g.outWidth)
-    precondition(codes.count == g.batch * g.inChannels * g.height * g.width && weights.count == O * patch,
-                 "integer convolution: \(codes.count) input levels, \(weights.count) weights for \(g)")
+    precondition(input.count == g.batch * g.inChannels * g.height * g.width && weights.count == O * patch,
+                 "integer convolution: \(input.count) input levels, \(weights.count) weights for \(g)")
     var out = Tensor(uninitializedShape: [g.batch, O, g.outHeight, g.outWidth])
     let pieces = Compute.ranges(g.batch)
     let imageSize = g.inChannels * g.height * g.width
     out.withUnsafeMutableBufferPointer { o in
-        codes.withUnsafeBufferPointer { x in
+        input.withUnsafeBufferPointer { x in
             weights.withUnsafeBufferPointer { w in
                 guard let out0 = o.baseAddress, let x0 = x.baseAddress, let w0 = w.baseAddress else { return }
                 Compute.parallelFor(pieces.count) { piece in
                     let cols = UnsafeMutablePointer<Int16>.allocate(capacity: positions * patch)
                     defer { cols.deallocate() }
                     for n in pieces[piece] {
-                        im2colCentred(g, codes: x0 + n * imageSize, zeroPoint: Int16(zeroPoint), cols: cols)
+                        im2colCentred(g, input: x0 + n * imageSize, cols: cols)
                         let y = out0 + n * O * positions
                         for ch in 0..<O {
                             let (row, b, s) = (w0 + ch * patch, bias[ch], outputScale[ch])

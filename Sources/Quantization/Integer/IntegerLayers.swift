@@ -1,22 +1,21 @@
 import TensorCore
 
-/// A tensor held as integer levels of a per-tensor quantizer: what flows between the integer
-/// model's layers.
+/// A tensor held as integer levels of a per-tensor quantizer, what flows between the integer
+/// model's layers. Stored centred, q - zeroPoint, the operand form of the integer products.
 public struct QuantizedActivation {
-    public let levels: [UInt8]
+    public let centred: [Int16]
     public let shape: [Int]
     public let parameters: QuantizationParameters
 
-    /// x quantized by `parameters` (per tensor).
+    /// x quantized by `parameters` (per tensor, at most 15 bits).
     public init(quantizing x: Tensor, with parameters: QuantizationParameters) {
-        precondition(parameters.axis == nil, "activations are quantized per tensor")
-        (levels, shape, self.parameters) = (parameters.quantize(x), x.shape, parameters)
+        (centred, shape, self.parameters) = (parameters.centredLevels(x), x.shape, parameters)
     }
 
     /// (q - zeroPoint) * scale: the float value the levels stand for.
     public func dequantized() -> Tensor {
-        let (s, z) = (parameters.scale[0], Float(parameters.zeroPoint[0]))
-        return Tensor(shape: shape, scalars: levels.map { (Float($0) - z) * s })
+        let s = parameters.scale[0]
+        return Tensor(shape: shape, scalars: centred.map { Float($0) * s })
     }
 }
 
@@ -55,14 +54,13 @@ public struct IntegerConv2d {
         return inChannels * kernel * kernel * x * w + (bias.map { abs(Int($0)) }.max() ?? 0)
     }
 
-    /// - x: levels [N, inChannels, H, W] of the quantizer `input`. Returns float [N, out, Ho, Wo]:
+    /// - x: [N, inChannels, H, W] levels of the quantizer `input`. Returns float [N, out, Ho, Wo]:
     ///   (int32 accumulator + bias) * inputScale * weightScale[o].
     public func forward(_ x: QuantizedActivation) -> Tensor {
         precondition(x.parameters == input, "integer conv exported for input \(input), got \(x.parameters)")
         let g = ConvGeometry(input: x.shape, weight: [outChannels, inChannels, kernel, kernel], stride: stride, padding: padding)
         let outputScale = weightScale.map { $0 * input.scale[0] }
-        return integerConvolution(g, codes: x.levels, zeroPoint: input.zeroPoint[0], weights: centredWeights,
-                                  bias: bias, outputScale: outputScale)
+        return integerConvolution(g, input: x.centred, weights: centredWeights, bias: bias, outputScale: outputScale)
     }
 }
 
@@ -105,7 +103,7 @@ public struct IntegerLinear {
         precondition(x.parameters == input, "integer linear exported for input \(input), got \(x.parameters)")
         precondition(x.shape.count == 4 && x.shape[1] == inFeatures && x.shape[2] * x.shape[3] == pooledPositions,
                      "integer linear over \(inFeatures) channels of \(pooledPositions) positions, got \(x.shape)")
-        let (n, hw, zp) = (x.shape[0], pooledPositions, Int32(input.zeroPoint[0]))
+        let (n, hw) = (x.shape[0], pooledPositions)
         let outputScale = weightScale.map { $0 * input.scale[0] / Float(hw) }
         var logits = Tensor(uninitializedShape: [n, outFeatures])
         logits.withUnsafeMutableBufferPointer { out in
@@ -114,7 +112,7 @@ public struct IntegerLinear {
                 for c in 0..<inFeatures {
                     let base = (b * inFeatures + c) * hw
                     var s: Int32 = 0
-                    for p in 0..<hw { s &+= Int32(x.levels[base + p]) &- zp }
+                    for p in 0..<hw { s &+= Int32(x.centred[base + p]) }
                     sums[c] = s
                 }
                 for o in 0..<outFeatures {

@@ -25,7 +25,8 @@ public struct IntegerBasicBlock {
 /// applied and the result quantized again to the next layer's levels: the requantization is
 /// float arithmetic, not a fixed-point multiplier.
 ///
-/// The image is quantized to 8 bits over the normalised pixel range, the stem's integer input.
+/// The image is quantized over the normalised pixel range, the stem's integer input: at 8 bits when
+/// the student quantizes its input, at 15 bits (standing in for float) when it does not.
 public struct IntegerResNet {
     public let architecture: ResNetConfig
     public let imageShape: [Int]
