@@ -94,8 +94,8 @@ final class BucketedAllReduce {
         try progress()
     }
 
-    /// Fills in parameters that got no gradient (frozen or unused: zeros, as `gatherGradients`),
-    /// starts the remaining buckets and waits for all of them.
+    /// Copies in the parameters backward did not reach (frozen or unused; zeros unless they hold
+    /// a gradient, as in `gatherGradients`), starts the remaining buckets and waits for all.
     func finish() throws {
         for entry in reported.indices where !reported[entry] {
             arena.gatherGradient(entry: entry)

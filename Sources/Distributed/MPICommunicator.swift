@@ -30,7 +30,9 @@ public final class MPICommunicator: Communicator {
         let required = Int32(MPI_THREAD_SERIALIZED)
         let initCode = MPI_Init_thread(nil, nil, required, &provided)
         guard initCode == MPI_SUCCESS else {
-            throw MPIError(rank: -1, call: "MPI_Init_thread", code: initCode, text: Self.errorText(initCode))
+            // No rank from MPI yet: the one mpirun announced (0 for a process started alone).
+            let announced = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].flatMap { Int($0) } ?? 0
+            throw MPIError(rank: announced, call: "MPI_Init_thread", code: initCode, text: Self.errorText(initCode))
         }
         comm = acq_mpi_comm_world()
         var r: Int32 = 0, s: Int32 = 0

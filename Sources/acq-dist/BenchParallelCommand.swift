@@ -65,7 +65,7 @@ struct BenchParallel: ParsableCommand {
             let (rows, gatherSeconds) = try bench.runBandwidth(communicator: job.communicator)
             guard report, let bare = rows.first else { return }
             let busFactor = 2 * Double(job.size - 1) / Double(job.size)
-            print("gradient all-reduce of \(bare.bytes) bytes, mean of \(allReduceRepeats); the runtime's figure includes copying")
+            print("gradient all-reduce of \(bare.bytes) bytes, median of \(allReduceRepeats); the runtime's figure includes copying")
             print(String(format: "the gradients into the flat buffer (%.3f ms of it when timed alone)", 1000 * gatherSeconds))
             print("what                   ms     algbw GB/s   busbw GB/s   vs MPI_Allreduce")
             for row in rows {

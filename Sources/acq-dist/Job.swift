@@ -9,7 +9,8 @@ import Foundation
 /// - a `CollectiveFailure` is thrown by every rank at the same point: rank 0 prints it and
 ///   aborts the job; the other ranks stay silent and wait for that abort to end them;
 /// - any other error is this rank's own: it prints one line naming itself and aborts the job
-///   (MPI_Abort), since its peers would otherwise wait for it in their next collective.
+///   (MPI_Abort), since its peers would otherwise wait for it in their next collective; ranks
+///   other than 0 wait a second first, so a failure common to all ranks is reported once.
 final class Job {
     let communicator: any Communicator
     private let mpi: MPICommunicator?
@@ -51,13 +52,21 @@ final class Job {
             // Rank 0 is aborting the job; waiting here lets its line be the only one. Should
             // the barrier return (rank 0 did not fail the same way), this rank reports itself.
             try? mpi.barrier()
-            mpi.abort("rank \(rank): \(error)")
+            mpi.abort("rank \(rank), which rank 0 did not join in failing: \(error)")
         } catch let error as MPIError {
-            mpi.abort("\(error)")
+            reportOwnFailure(mpi, "\(error)")
         } catch {
-            mpi.abort("rank \(rank): \(error)")
+            reportOwnFailure(mpi, "rank \(rank): \(error)")
         }
         try mpi.finalize()
+    }
+
+    /// Prints `message` and aborts the job. A rank other than 0 first gives rank 0 a second:
+    /// when every rank fails the same way (a file missing on every node), rank 0's abort then
+    /// ends the job before the others print the same line again.
+    private func reportOwnFailure(_ mpi: MPICommunicator, _ message: String) -> Never {
+        if rank != 0 { sleep(1) }
+        mpi.abort(message)
     }
 }
 

@@ -21,7 +21,7 @@ struct QuantizationOptions: ParsableArguments {
           help: "Keep the first conv and the classifier (weights and its input) at 8 bits.")
     var firstAndLastAt8Bits = false
     @Flag(name: .customLong("quantize-input"),
-          help: "Quantize the input image to 8 bits as the integer model does (default: float input).")
+          help: "Quantize the input image to 8 bits over the normalised pixel range (default: float input).")
     var quantizeInput = false
 
     enum Granularity: String, ExpressibleByArgument, CaseIterable {
@@ -91,6 +91,9 @@ struct Quantize: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard learningRate > 0 && learningRate.isFinite else { throw ValidationError("--lr must be positive, got \(learningRate)") }
+        if let distillationWeight, !(distillationWeight >= 0 && distillationWeight.isFinite) {
+            throw ValidationError("--kd-weight must be 0 or more, got \(distillationWeight)")
+        }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if let trainLimit, trainLimit < batchSize { throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)") }
     }
