@@ -112,30 +112,49 @@ public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePoin
     let length = (Ho * wp + 15) / 16 * 16
     let layout = PaddedImage(s, extra: length - Ho * wp + 16)
     let stride = layout.capacity
-    // Every image padded (x) and on the padded grid (gy, zero in the dropped columns and tail).
-    let padded = UnsafeMutablePointer<Float>.allocate(capacity: images * stride)
-    let grid = UnsafeMutablePointer<Float>.allocate(capacity: images * O * length)
-    padded.initialize(repeating: 0, count: images * stride)
-    grid.initialize(repeating: 0, count: images * O * length)
+    // Images are taken in groups whose padded inputs and gradient grids stay in the core's L2
+    // cache while every (4 x 4) tile streams over them; each tile's sums stay in registers
+    // across a group and are reduced once per group.
+    let bytesPerImage = (stride + O * length) * MemoryLayout<Float>.stride
+    let group = max(1, min(images, (384 << 10) / bytesPerImage))
+    let padded = UnsafeMutablePointer<Float>.allocate(capacity: group * stride)
+    let grid = UnsafeMutablePointer<Float>.allocate(capacity: group * O * length)
+    padded.initialize(repeating: 0, count: group * stride)
+    grid.initialize(repeating: 0, count: group * O * length)
     defer { layout.deallocate(); padded.deallocate(); grid.deallocate() }
     let (H, W, P, plane) = (s.height, s.width, s.padding, layout.plane)
-    for n in 0..<images {
-        let src = x + n * s.inChannels * H * W, dst = padded + n * stride
-        for c in 0..<s.inChannels {
-            for i in 0..<H {
-                let a = src + (c * H + i) * W, b = dst + c * plane + (i + P) * wp + P
-                for j in 0..<W { b[j] = a[j] }
+    var first = 0
+    while first < images {
+        let count = min(group, images - first)
+        for k in 0..<count {
+            let n = first + k
+            let src = x + n * s.inChannels * H * W, dst = padded + k * stride
+            for c in 0..<s.inChannels {
+                for i in 0..<H {
+                    let a = src + (c * H + i) * W, b = dst + c * plane + (i + P) * wp + P
+                    for j in 0..<W { b[j] = a[j] }
+                }
+            }
+            let g = gy + n * O * hw, d = grid + k * O * length
+            for o in 0..<O {
+                for oy in 0..<Ho {
+                    let a = g + o * hw + oy * Wo, b = d + o * length + oy * wp
+                    for j in 0..<Wo { b[j] = a[j] }
+                }
             }
         }
-        let g = gy + n * O * hw, d = grid + n * O * length
-        for o in 0..<O {
-            for oy in 0..<Ho {
-                let a = g + o * hw + oy * Wo, b = d + o * length + oy * wp
-                for j in 0..<Wo { b[j] = a[j] }
-            }
-        }
+        weightGradientTiles(s, padded: padded, stride: stride, grid: grid, length: length,
+                            offsets: layout.offsets, images: count, gw: gw)
+        first += count
     }
-    let offsets = layout.offsets
+}
+
+/// gw += the tile sums over `images` laid-out images (see the caller).
+@inline(__always)
+func weightGradientTiles(_ s: ConvShape, padded: UnsafeMutablePointer<Float>, stride: Int,
+                         grid: UnsafeMutablePointer<Float>, length: Int, offsets: UnsafeMutablePointer<Int>,
+                         images: Int, gw: UnsafeMutablePointer<Float>) {
+    let (O, patch) = (s.outChannels, s.patch)
     var o0 = 0
     while o0 < O {
         let oc = min(4, O - o0)
