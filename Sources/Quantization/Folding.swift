@@ -1,3 +1,4 @@
+import Autodiff
 import NN
 import TensorCore
 
@@ -10,14 +11,9 @@ struct Folding {
     let bias: [Float]
 
     init(_ conv: Conv2d, _ bn: BatchNorm2d) {
-        let o = bn.channels
-        let gamma = bn.weight?.value.scalars ?? [Float](repeating: 1, count: o)
-        let beta = bn.bias?.value.scalars ?? [Float](repeating: 0, count: o)
-        let (mean, variance) = (bn.runningMean.value.scalars, bn.runningVar.value.scalars)
-        let b = conv.bias?.value.scalars ?? [Float](repeating: 0, count: o)
-        let s = (0..<o).map { gamma[$0] / (variance[$0] + bn.eps).squareRoot() }
-        factor = s
-        bias = (0..<o).map { (b[$0] - mean[$0]) * s[$0] + beta[$0] }
+        let fold = bn.fold(convBias: conv.bias?.value.scalars)
+        factor = fold.scale
+        bias = fold.bias
     }
 
     /// The scale of channel c's folded weight levels: |s| times the student's weight scale

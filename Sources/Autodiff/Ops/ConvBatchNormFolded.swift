@@ -12,13 +12,13 @@ public func convBatchNormFolded(_ x: Variable, weight: Variable, bias: Variable?
     let o = weight.shape[0]
     precondition(gamma.shape == [o] && beta.shape == [o] && runningMean.count == o && runningVar.count == o,
                  "folded conv+BN: BN of \(gamma.shape) for a conv with \(o) output channels")
-    let invStd = runningVar.scalars.map { 1 / ($0 + eps).squareRoot() }
-    let mean = runningMean.scalars
-    let g = gamma.value.scalars, b = bias?.value.scalars ?? [Float](repeating: 0, count: o)
-    let scale = (0..<o).map { g[$0] * invStd[$0] }
+    let fold = BatchNormFold(gamma: gamma.value.scalars, beta: beta.value.scalars, runningMean: runningMean.scalars,
+                             runningVar: runningVar.scalars, eps: eps, convBias: bias?.value.scalars)
+    let (invStd, mean, scale) = (fold.inverseStd, runningMean.scalars, fold.scale)
+    let b = bias?.value.scalars ?? [Float](repeating: 0, count: o)
     let wv = weight.value
     let folded = wv.scaledPerOutputChannel(scale)
-    let foldedBias = Tensor(shape: [o], scalars: (0..<o).map { (b[$0] - mean[$0]) * scale[$0] + beta.value[flat: $0] })
+    let foldedBias = Tensor(shape: [o], scalars: fold.bias)
     let y = conv2dForward(x.value, weight: folded, bias: foldedBias, stride: stride, padding: padding)
     let xv = x.value
     var inputs = [x, weight, gamma, beta]
@@ -48,6 +48,29 @@ public func convBatchNormFolded(_ x: Variable, weight: Variable, bias: Variable?
         }
         if bias != nil { result.append(needs[4] ? gb.scaledPerOutputChannel(scale) : nil) }
         return result
+    }
+}
+
+/// A batch norm with fixed statistics folded into the convolution before it (method.md section 6):
+/// s = gamma / sqrt(var + eps) per output channel, w' = w * s, b' = (b - mean) * s + beta.
+public struct BatchNormFold: Sendable {
+    /// 1 / sqrt(var + eps) per channel.
+    public let inverseStd: [Float]
+    /// s per channel.
+    public let scale: [Float]
+    /// b' per channel.
+    public let bias: [Float]
+
+    /// - gamma, beta: nil for an affine-free batch norm (1 and 0); convBias: nil for a conv without bias.
+    public init(gamma: [Float]?, beta: [Float]?, runningMean: [Float], runningVar: [Float], eps: Float, convBias: [Float]?) {
+        let o = runningMean.count
+        let g = gamma ?? [Float](repeating: 1, count: o), be = beta ?? [Float](repeating: 0, count: o)
+        let b = convBias ?? [Float](repeating: 0, count: o)
+        let inv = runningVar.map { 1 / ($0 + eps).squareRoot() }
+        let s = (0..<o).map { g[$0] * inv[$0] }
+        inverseStd = inv
+        scale = s
+        bias = (0..<o).map { (b[$0] - runningMean[$0]) * s[$0] + be[$0] }
     }
 }
 

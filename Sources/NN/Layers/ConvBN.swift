@@ -55,16 +55,18 @@ public final class ConvBN {
     /// b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps).
     public func foldForDeployment() {
         precondition(foldingObstacle == nil, "cannot fold for deployment: \(foldingObstacle ?? "")")
-        let o = bn.channels
-        let invStd = bn.runningVar.value.scalars.map { 1 / ($0 + bn.eps).squareRoot() }
-        let gamma = bn.weight?.value.scalars ?? [Float](repeating: 1, count: o)
-        let beta = bn.bias?.value.scalars ?? [Float](repeating: 0, count: o)
-        let mean = bn.runningMean.value.scalars
-        let b = conv.bias?.value.scalars ?? [Float](repeating: 0, count: o)
-        let s = (0..<o).map { gamma[$0] * invStd[$0] }
-        let w = conv.weight.value.scaledPerOutputChannel(s)
-        let bias = Tensor(shape: [o], scalars: (0..<o).map { (b[$0] - mean[$0]) * s[$0] + beta[$0] })
+        let fold = bn.fold(convBias: conv.bias?.value.scalars)
+        let w = conv.weight.value.scaledPerOutputChannel(fold.scale)
+        let bias = Tensor(shape: [bn.channels], scalars: fold.bias)
         deployed = (Parameter(w), Parameter(bias))
+    }
+}
+
+extension BatchNorm2d {
+    /// This batch norm's running statistics folded into a preceding conv with bias `convBias`.
+    public func fold(convBias: [Float]?) -> BatchNormFold {
+        BatchNormFold(gamma: weight?.value.scalars, beta: bias?.value.scalars, runningMean: runningMean.value.scalars,
+                      runningVar: runningVar.value.scalars, eps: eps, convBias: convBias)
     }
 }
 
