@@ -73,6 +73,7 @@ extension BatchNorm2d {
 /// Errors of switching a model's conv+BN blocks between modes.
 public struct ConvBNModeError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 extension Layer {

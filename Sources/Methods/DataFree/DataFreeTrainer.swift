@@ -1,0 +1,146 @@
+import Autodiff
+import Data
+import Foundation
+import NN
+import Quantization
+import TensorCore
+
+/// Settings of a data-free quantization run (GDFQ or ACQ).
+public struct DataFreeConfig: Codable, Sendable {
+    public var method: DataFreeMethod = .acq
+    public var acq = ACQObjective()
+    public var gdfq = GDFQObjective()
+    /// Global synthetic batch: pairs (2k, 2k+1) share label and position, so it must be even.
+    public var batchSize = 64
+    /// Generator-only steps before the student trains.
+    public var warmupSteps = 50
+    /// Steps over which the student's activation ranges follow generator images, then freeze.
+    public var calibrationSteps = 20
+    /// Student fine-tuning steps (each also trains the generator).
+    public var steps = 400
+    public var generatorLearningRate: Float = 1e-3
+    public var studentLearningRate: Float = 1e-3
+    public var temperature: Float = 20
+    /// Half-width of the square the position condition is drawn from.
+    public var positionRange: Float = 0.25
+    public var seed: UInt64 = 0
+    public init() {}
+
+    public var objective: any GeneratorObjective { method == .acq ? acq : gdfq }
+}
+
+/// The random draws of global sample i at step t: label and position per pair, noise per
+/// sample, all from counter-based streams, so any split of the batch sees the same ones.
+public struct SyntheticBatch {
+    public let labels: [Int]
+    public let noise: Tensor        // [n, latent]
+    public let positions: Tensor    // [n, 2]
+
+    /// Samples `range` of the global batch at `step`.
+    public init(step: Int, range: Range<Int>, latent: Int, classes: Int, positionRange rho: Float, seed: UInt64) {
+        var labels: [Int] = [], noise = Tensor(uninitializedShape: [range.count, latent])
+        var positions = Tensor(uninitializedShape: [range.count, 2])
+        for (row, i) in range.enumerated() {
+            var pair = RandomStream(seed: seed, purpose: 0x5041_4952, step: step, index: i / 2)  // "PAIR"
+            labels.append(pair.int(below: classes))
+            positions[flat: 2 * row] = (2 * pair.uniform() - 1) * rho
+            positions[flat: 2 * row + 1] = (2 * pair.uniform() - 1) * rho
+            var z = RandomStream(seed: seed, purpose: 0x4E4F_4953, step: step, index: i)  // "NOIS"
+            for j in 0..<latent { noise[flat: row * latent + j] = z.normal() }
+        }
+        (self.labels, self.noise, self.positions) = (labels, noise, positions)
+    }
+}
+
+/// One data-free quantization run: a generator trained against the frozen teacher by the
+/// method's objective, and a quantized student trained on the generator's images by
+/// distillation (CE + KL at temperature T, GDFQ's weight 1/classes on the T^2-scaled KL).
+public final class DataFreeTrainer {
+    public let config: DataFreeConfig
+    public let teacher: ResNet
+    public let generator: Generator
+    public let student: QuantizedResNet
+    let generatorArena: ParameterArena
+    let studentArena: ParameterArena
+    let adam: Adam
+    let sgd: SGD
+    let objective: any GeneratorObjective
+
+    public init(config: DataFreeConfig, teacher: ResNet, student: QuantizedResNet) throws {
+        guard config.batchSize >= 2 && config.batchSize % 2 == 0 else {
+            throw RunError("--batch-size \(config.batchSize) cannot form pairs: the synthetic batch must be even (pairs share label and position)")
+        }
+        guard config.positionRange > 0 && config.positionRange <= 1 else {
+            throw RunError("--position-range \(config.positionRange) is outside (0, 1]: positions live in [-1, 1]")
+        }
+        guard !teacher.batchNorms.isEmpty else {
+            throw RunError("the teacher has no batch norm layers: the BNS loss needs their running statistics")
+        }
+        self.config = config
+        self.teacher = teacher
+        self.student = student
+        objective = config.objective
+        var g = GeneratorConfig()
+        g.classes = teacher.config.classes
+        g.channels = teacher.config.inChannels
+        g.condition = objective.condition
+        generator = Generator(g, seed: config.seed)
+        teacher.setMode(.eval)
+        teacher.setRequiresGrad(false)
+        generatorArena = ParameterArena(model: generator)
+        adam = Adam(generatorArena, beta1: 0.5, beta2: 0.999)
+        student.setMode(.eval)
+        studentArena = ParameterArena(model: student)
+        sgd = SGD(studentArena, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
+    }
+
+    /// Learning-rate factor at fine-tuning step s: x0.1 at 25, 50 and 75 % of the run.
+    func decay(_ s: Int) -> Float {
+        MultiStepSchedule(base: 1, milestones: [1, 2, 3].map { config.steps * $0 / 4 }).learningRate(atStep: s)
+    }
+
+    /// One generator step at global step `step`; returns the detached images, their labels and
+    /// each loss term's value.
+    public func generatorStep(_ step: Int, learningRate: Float) -> (images: Tensor, labels: [Int], terms: [String: Double]) {
+        let batch = SyntheticBatch(step: step, range: 0..<config.batchSize, latent: generator.config.latent,
+                                   classes: generator.config.classes, positionRange: config.positionRange, seed: config.seed)
+        generatorArena.zeroGradients()
+        let positions = objective.condition == .heatMap ? batch.positions : nil
+        let x = generator.generate(z: Variable(batch.noise), labels: batch.labels, positions: positions)
+        let eval = teacherPass(teacher, x, captureBatchNormInputs: true)
+        let train = objective.needsBatchStatisticsPass ? teacherPass(teacher, x, batchStatistics: true) : nil
+        let terms = objective.terms(GeneratorLossContext(teacher: teacher, labels: batch.labels, noise: batch.noise,
+                                                         positions: positions, eval: eval, train: train))
+        var total = terms[0].loss * terms[0].weight
+        for t in terms.dropFirst() { total = total + t.loss * t.weight }
+        total.backward()
+        generatorArena.gatherGradients()
+        adam.step(learningRate: learningRate)
+        var values = Dictionary(uniqueKeysWithValues: terms.map { ($0.name, Double($0.loss.value.item)) })
+        values["generator"] = Double(total.value.item)
+        return (x.value, batch.labels, values)
+    }
+
+    /// One student step on detached synthetic images.
+    public func studentStep(images: Tensor, labels: [Int], learningRate: Float) -> Double {
+        studentArena.zeroGradients()
+        let target = withoutGradients { teacher(Variable(images)) }
+        let logits = student(Variable(images))
+        let loss = crossEntropy(logits, labels: labels)
+            + (1 / Float(teacher.config.classes)) * distillationLoss(student: logits, teacher: target, temperature: config.temperature)
+        loss.backward()
+        studentArena.gatherGradients()
+        sgd.step(learningRate: learningRate)
+        return Double(loss.value.item)
+    }
+
+    /// Observes activation ranges on `calibrationSteps` generator batches, then freezes them.
+    public func calibrateStudent(from step: Int) {
+        student.calibrate(batches: config.calibrationSteps) { i in
+            let batch = SyntheticBatch(step: step + i, range: 0..<config.batchSize, latent: generator.config.latent,
+                                       classes: generator.config.classes, positionRange: config.positionRange, seed: config.seed)
+            let positions = objective.condition == .heatMap ? batch.positions : nil
+            return withoutGradients { generator.generate(z: Variable(batch.noise), labels: batch.labels, positions: positions) }.value
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Methods
+import NN
+import Quantization
+
+/// `acq-dist datafree`: GDFQ or ACQ on the shipped teacher, one process.
+struct DataFree: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datafree",
+        abstract: "Data-free quantization (GDFQ or ACQ): a generator against the frozen teacher, a student distilled on its images.")
+
+    @Option(help: "gdfq or acq.") var method: DataFreeMethod = .acq
+    @Option(help: "The teacher (a model file from `acq-dist pretrain`).") var model: String = Eval.shippedTeacher
+    @OptionGroup var quantization: QuantizationOptions
+    @Option(name: .customLong("batch-size"), help: "Global synthetic batch (even: pairs share label and position).") var batchSize = 64
+    @Option(help: "Student fine-tuning steps.") var steps = 400
+    @Option(name: .customLong("warmup-steps"), help: "Generator-only steps first.") var warmupSteps = 50
+    @Option(name: .customLong("calibration-steps"), help: "Generator batches that set the activation ranges.") var calibrationSteps = 20
+    @Option(name: .customLong("generator-lr")) var generatorLearningRate: Float = 1e-3
+    @Option(name: .customLong("student-lr")) var studentLearningRate: Float = 1e-3
+    @Option(name: .customLong("bns-weight")) var bnsWeight: Float = 0.1
+    @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = 1
+    @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = 0.1
+    @Option(name: .customLong("cons-weight"), help: "ACQ eval/train consistency weight (0: off).") var consistencyWeight: Float = 1
+    @Flag(name: .customLong("no-condition"), help: "ACQ without the position condition.") var noCondition = false
+    @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = 0.25
+    @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
+    @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<method>-<time>).") var runDirectory: String?
+    @OptionGroup var data: DataOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard batchSize >= 2 && batchSize % 2 == 0 else {
+            throw ValidationError("--batch-size must be even and at least 2 (pairs share label and position), got \(batchSize)")
+        }
+        guard positionRange > 0 && positionRange <= 1 else {
+            throw ValidationError("--position-range must be in (0, 1] (positions live in [-1, 1]), got \(positionRange)")
+        }
+        for (name, v) in [("--steps", steps), ("--calibration-steps", calibrationSteps)] where v < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(v)")
+        }
+        guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be at least 0, got \(warmupSteps)") }
+    }
+
+    func run() throws {
+        let logger = common.setUp(label: "datafree")
+        try ACQDist.reportingErrors {
+            if let size = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init), size > 1 {
+                throw RunError("datafree runs on one rank so far (started with \(size)); run it without mpirun")
+            }
+            var config = DataFreeConfig()
+            config.method = method
+            config.batchSize = batchSize
+            config.steps = steps
+            config.warmupSteps = warmupSteps
+            config.calibrationSteps = calibrationSteps
+            config.generatorLearningRate = generatorLearningRate
+            config.studentLearningRate = studentLearningRate
+            config.positionRange = positionRange
+            config.seed = seed
+            config.gdfq.bnsWeight = bnsWeight
+            config.acq.bnsWeight = bnsWeight
+            config.acq.acmWeight = noCondition ? 0 : acmWeight
+            config.acq.pairWeight = pairWeight
+            config.acq.consistencyWeight = consistencyWeight
+            config.acq.condition = noCondition ? .none : .heatMap
+            let q = quantization.config
+            try q.validate()
+            let (teacher, metadata) = try ModelFile.load(URL(fileURLWithPath: model), expectedRole: "teacher")
+            let test = try data.load(.test)
+            let folder = try RunFolder(name: method.rawValue, explicit: runDirectory)
+            let metrics = try MetricsLog(url: folder.file("metrics.jsonl"))
+            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let result = try runDataFree(config, teacher: teacher, metadata: metadata, quantization: q, test: test,
+                                         folder: folder, metrics: metrics, logger: logger, command: command)
+            print("\(method.rawValue) \(q.name), \(steps) steps, batch \(batchSize), seed \(seed) (test accuracy, 10,000 real images)")
+            print(String(format: "  teacher                       %6.2f %%", 100 * result.teacherAccuracy))
+            print(String(format: "  student before fine-tuning    %6.2f %%", 100 * result.studentBeforeAccuracy))
+            print(String(format: "  student after fine-tuning     %6.2f %%", 100 * result.studentAfterAccuracy))
+            print("  student and metrics.jsonl in \(folder.url.path)")
+        }
+    }
+}
+
+extension DataFreeMethod: ExpressibleByArgument {}
+
+/// `acq-dist methods`: the data-free methods and what they optimise.
+struct Methods: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the data-free methods (see `acq-dist help datafree` for their options).")
+    func run() {
+        for m in DataFreeMethod.allCases { print("\(m.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(m.summary)") }
+    }
+}
