@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "NN", "Quantization", "TestSupport"]),
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "Methods", "Data", "Checkpoint", "Safetensors", "TestSupport"]),
         // Runs the built `acq-dist` binary as a user would: bad input must give one clear line.
