@@ -1,11 +1,12 @@
 import ArgumentParser
 import Checkpoint
+import Distributed
 import Foundation
 import Methods
 import NN
 import Quantization
 
-/// `acq-dist datafree`: GDFQ or ACQ on the shipped teacher, one process.
+/// `acq-dist datafree`: GDFQ or ACQ on the shipped teacher, data-parallel under mpirun.
 struct DataFree: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datafree",
@@ -28,7 +29,9 @@ struct DataFree: ParsableCommand {
     @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = 0.25
     @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<method>-<time>).") var runDirectory: String?
+    @Option(name: .customLong("test-limit"), help: "Measure accuracy on the first N test images only (quick runs).") var testLimit: Int?
     @OptionGroup var data: DataOptions
+    @OptionGroup var parallel: ParallelOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -42,14 +45,13 @@ struct DataFree: ParsableCommand {
             throw ValidationError("\(name) must be at least 1, got \(v)")
         }
         guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be at least 0, got \(warmupSteps)") }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
     }
 
     func run() throws {
-        let logger = common.setUp(label: "datafree")
-        try ACQDist.reportingErrors {
-            if let size = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init), size > 1 {
-                throw RunError("datafree runs on one rank so far (started with \(size)); run it without mpirun")
-            }
+        let job = Job.start()
+        let logger = parallel.logger(common.setUp(label: "datafree"), label: "datafree", job: job)
+        try job.run {
             var config = DataFreeConfig()
             config.method = method
             config.batchSize = batchSize
@@ -69,13 +71,17 @@ struct DataFree: ParsableCommand {
             let q = quantization.config
             try q.validate()
             let (teacher, metadata) = try ModelFile.load(URL(fileURLWithPath: model), expectedRole: "teacher")
-            let test = try data.load(.test)
-            let folder = try RunFolder(name: method.rawValue, explicit: runDirectory)
-            let metrics = try MetricsLog(url: folder.file("metrics.jsonl"))
+            let fullTest = try data.load(.test)
+            let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
+            // Rank 0 writes the run folder; the replicas are equal.
+            let folder = job.rank == 0 ? try RunFolder(name: method.rawValue, explicit: runDirectory) : nil
+            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"))
             let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             let result = try runDataFree(config, teacher: teacher, metadata: metadata, quantization: q, test: test,
-                                         folder: folder, metrics: metrics, logger: logger, command: command)
-            print("\(method.rawValue) \(q.name), \(steps) steps, batch \(batchSize), seed \(seed) (test accuracy, 10,000 real images)")
+                                         folder: folder, metrics: metrics, logger: logger, command: command,
+                                         communicator: job.communicator, parallel: parallel.dataParallel)
+            guard let folder else { return }
+            print("\(method.rawValue) \(q.name), \(steps) steps, batch \(batchSize) over \(job.size) rank(s), seed \(seed) (test accuracy on \(test.count) real images)")
             print(String(format: "  teacher                       %6.2f %%", 100 * result.teacherAccuracy))
             print(String(format: "  student before fine-tuning    %6.2f %%", 100 * result.studentBeforeAccuracy))
             print(String(format: "  student after fine-tuning     %6.2f %%", 100 * result.studentAfterAccuracy))

@@ -129,3 +129,17 @@ public func selectRows(_ x: Variable, _ indices: [Int]) -> Variable {
         return [gx]
     }
 }
+
+/// Mean of all elements over every participant of `reducer` (the global batch): each rank passes
+/// its own elements, gets the same value, and backward sends g / (global count) to its own.
+/// Without a reducer, `mean`.
+public func globalMean(_ x: Variable, reducer: BatchStatisticsReducer?) -> Variable {
+    var sums = [Double(x.value.sum()), Double(x.value.count)]
+    reducer?.allReduceSum(&sums)
+    let total = sums[1]
+    precondition(total > 0, "globalMean of no elements")
+    let shape = x.shape
+    return record(Tensor.scalar(Float(sums[0] / total)), [x]) { gy, _ in
+        [Tensor(shape: shape, repeating: gy.item / Float(total))]
+    }
+}

@@ -1,5 +1,6 @@
 import Autodiff
 import Data
+import Distributed
 import Foundation
 import NN
 import Quantization
@@ -55,20 +56,34 @@ public struct SyntheticBatch {
 /// One data-free quantization run: a generator trained against the frozen teacher by the
 /// method's objective, and a quantized student trained on the generator's images by
 /// distillation (CE + KL at temperature T, GDFQ's weight 1/classes on the T^2-scaled KL).
+///
+/// Data-parallel over `communicator`: each rank generates its share of the pairs of every global
+/// batch; the generator's batch norms, the teacher's batch statistics (BNS, the consistency pass)
+/// and the paired loss's means are those of the global batch; gradients are summed over ranks;
+/// the same updates keep every replica equal. The result does not depend on the number of ranks.
 public final class DataFreeTrainer {
     public let config: DataFreeConfig
     public let teacher: ResNet
     public let generator: Generator
     public let student: QuantizedResNet
+    public let communicator: any Communicator
     let generatorArena: ParameterArena
     let studentArena: ParameterArena
+    let generatorParallel: DataParallel
+    let studentParallel: DataParallel
+    let reducer: BatchStatisticsReducer?
     let adam: Adam
     let sgd: SGD
     let objective: any GeneratorObjective
 
-    public init(config: DataFreeConfig, teacher: ResNet, student: QuantizedResNet) throws {
+    public init(config: DataFreeConfig, teacher: ResNet, student: QuantizedResNet,
+                communicator: any Communicator = SingleProcessCommunicator(),
+                options: DataParallel.Options = DataParallel.Options()) throws {
         guard config.batchSize >= 2 && config.batchSize % 2 == 0 else {
             throw RunError("--batch-size \(config.batchSize) cannot form pairs: the synthetic batch must be even (pairs share label and position)")
+        }
+        guard config.batchSize / 2 >= communicator.size else {
+            throw RunError("--batch-size \(config.batchSize) has \(config.batchSize / 2) pairs, fewer than the \(communicator.size) ranks: every rank needs a pair")
         }
         guard config.positionRange > 0 && config.positionRange <= 1 else {
             throw RunError("--position-range \(config.positionRange) is outside (0, 1]: positions live in [-1, 1]")
@@ -79,6 +94,7 @@ public final class DataFreeTrainer {
         self.config = config
         self.teacher = teacher
         self.student = student
+        self.communicator = communicator
         objective = config.objective
         var g = GeneratorConfig()
         g.classes = teacher.config.classes
@@ -87,11 +103,20 @@ public final class DataFreeTrainer {
         generator = Generator(g, seed: config.seed)
         teacher.setMode(.eval)
         teacher.setRequiresGrad(false)
+        reducer = communicator.size > 1 ? SynchronizedBatchStatistics(communicator: communicator) : nil
         generatorArena = ParameterArena(model: generator)
+        generatorParallel = try DataParallel(model: generator, arena: generatorArena, communicator: communicator, options: options)
         adam = Adam(generatorArena, beta1: 0.5, beta2: 0.999)
         student.setMode(.eval)
         studentArena = ParameterArena(model: student)
+        studentParallel = try DataParallel(model: student, arena: studentArena, communicator: communicator, options: options)
         sgd = SGD(studentArena, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
+    }
+
+    /// This rank's samples of the global batch: a contiguous run of whole pairs.
+    public var localRange: Range<Int> {
+        let pairs = EpochSampler.shard(of: 0..<(config.batchSize / 2), rank: communicator.rank, size: communicator.size)
+        return (2 * pairs.lowerBound)..<(2 * pairs.upperBound)
     }
 
     /// Learning-rate factor at fine-tuning step s: x0.1 at 25, 50 and 75 % of the run.
@@ -99,48 +124,58 @@ public final class DataFreeTrainer {
         MultiStepSchedule(base: 1, milestones: [1, 2, 3].map { config.steps * $0 / 4 }).learningRate(atStep: s)
     }
 
-    /// One generator step at global step `step`; returns the detached images, their labels and
-    /// each loss term's value.
-    public func generatorStep(_ step: Int, learningRate: Float) -> (images: Tensor, labels: [Int], terms: [String: Double]) {
-        let batch = SyntheticBatch(step: step, range: 0..<config.batchSize, latent: generator.config.latent,
-                                   classes: generator.config.classes, positionRange: config.positionRange, seed: config.seed)
+    func batch(_ step: Int, _ range: Range<Int>) -> SyntheticBatch {
+        SyntheticBatch(step: step, range: range, latent: generator.config.latent, classes: generator.config.classes,
+                       positionRange: config.positionRange, seed: config.seed)
+    }
+
+    /// One generator step at global step `step`; returns this rank's detached images and labels
+    /// and each loss term's value over the global batch.
+    public func generatorStep(_ step: Int, learningRate: Float) throws -> (images: Tensor, labels: [Int], terms: [String: Double]) {
+        let range = localRange
+        let batch = self.batch(step, range)
         generatorArena.zeroGradients()
         let positions = objective.condition == .heatMap ? batch.positions : nil
         let x = generator.generate(z: Variable(batch.noise), labels: batch.labels, positions: positions)
         let eval = teacherPass(teacher, x, captureBatchNormInputs: true)
-        let train = objective.needsBatchStatisticsPass ? teacherPass(teacher, x, batchStatistics: true) : nil
-        let terms = objective.terms(GeneratorLossContext(teacher: teacher, labels: batch.labels, noise: batch.noise,
-                                                         positions: positions, eval: eval, train: train))
+        let train = objective.needsBatchStatisticsPass ? teacherPass(teacher, x, batchStatistics: true, reducer: reducer) : nil
+        let terms = objective.terms(GeneratorLossContext(
+            teacher: teacher, labels: batch.labels, noise: batch.noise, positions: positions, eval: eval, train: train,
+            fraction: Float(range.count) / Float(config.batchSize), reducer: reducer))
         var total = terms[0].loss * terms[0].weight
         for t in terms.dropFirst() { total = total + t.loss * t.weight }
-        total.backward()
-        generatorArena.gatherGradients()
+        // Every term is already this rank's share of the global loss: backward with seed 1.
+        try generatorParallel.backward(total, localCount: config.batchSize, globalCount: config.batchSize)
         adam.step(learningRate: learningRate)
-        var values = Dictionary(uniqueKeysWithValues: terms.map { ($0.name, Double($0.loss.value.item)) })
-        values["generator"] = Double(total.value.item)
-        return (x.value, batch.labels, values)
+        // Per-sample terms add up over ranks; global ones are the same everywhere.
+        var values = try generatorParallel.sum(terms.map { Double($0.loss.value.item) * ($0.isGlobal ? 1 / Double(communicator.size) : 1) })
+        values.append(zip(values, terms).reduce(0) { $0 + $1.0 * Double($1.1.weight) })
+        let names = terms.map(\.name) + ["generator"]
+        return (x.value, batch.labels, Dictionary(uniqueKeysWithValues: zip(names, values)))
     }
 
-    /// One student step on detached synthetic images.
-    public func studentStep(images: Tensor, labels: [Int], learningRate: Float) -> Double {
+    /// One student step on this rank's detached synthetic images; returns the global loss.
+    public func studentStep(images: Tensor, labels: [Int], learningRate: Float) throws -> Double {
         studentArena.zeroGradients()
         let target = withoutGradients { teacher(Variable(images)) }
         let logits = student(Variable(images))
         let loss = crossEntropy(logits, labels: labels)
             + (1 / Float(teacher.config.classes)) * distillationLoss(student: logits, teacher: target, temperature: config.temperature)
-        loss.backward()
-        studentArena.gatherGradients()
+        try studentParallel.backward(loss, localCount: labels.count, globalCount: config.batchSize)
         sgd.step(learningRate: learningRate)
-        return Double(loss.value.item)
+        return try studentParallel.sum([Double(loss.value.item) * Double(labels.count) / Double(config.batchSize)])[0]
     }
 
     /// Observes activation ranges on `calibrationSteps` generator batches, then freezes them.
+    /// Every rank generates the whole global batch (no synchronised statistics needed), so every
+    /// rank observes the same ranges.
     public func calibrateStudent(from step: Int) {
+        generator.setReducer(nil)
+        defer { generator.setReducer(reducer) }
         student.calibrate(batches: config.calibrationSteps) { i in
-            let batch = SyntheticBatch(step: step + i, range: 0..<config.batchSize, latent: generator.config.latent,
-                                       classes: generator.config.classes, positionRange: config.positionRange, seed: config.seed)
-            let positions = objective.condition == .heatMap ? batch.positions : nil
-            return withoutGradients { generator.generate(z: Variable(batch.noise), labels: batch.labels, positions: positions) }.value
+            let b = batch(step + i, 0..<config.batchSize)
+            let positions = objective.condition == .heatMap ? b.positions : nil
+            return withoutGradients { generator.generate(z: Variable(b.noise), labels: b.labels, positions: positions) }.value
         }
     }
 }

@@ -71,21 +71,22 @@ public func attentionCentreLoss(_ attention: Attention, positions p: Tensor) -> 
 }
 
 /// The paired (mode-seeking) loss over samples (2k, 2k+1), which share label and position:
-/// d = mean|Â(x_2k) - Â(x_2k+1)| / mean|z_2k - z_2k+1|, loss 1 / (d + 1e-5).
+/// d = mean|Â(x_2k) - Â(x_2k+1)| / mean|z_2k - z_2k+1|, loss 1 / (d + 1e-5). Both means run over
+/// all pairs of the global batch (a reducer sums them over ranks; pairs never straddle ranks).
 /// - z: [N, latent], N even.
-public func pairedLoss(_ attention: Attention, noise z: Tensor) -> Variable {
+public func pairedLoss(_ attention: Attention, noise z: Tensor, reducer: BatchStatisticsReducer? = nil) -> Variable {
     let n = z.shape[0]
     precondition(n % 2 == 0 && n >= 2, "the paired loss needs an even batch of pairs, got \(n) samples")
     let even = Array(stride(from: 0, to: n, by: 2)), odd = even.map { $0 + 1 }
     let a = attention.scaled
-    let numerator = mean(abs(selectRows(a, even) - selectRows(a, odd)))
-    let zDiff = (z.rows(0..<n).reshaped([n / 2, 2, -1]))
-    var zSum: Double = 0
-    let width = zDiff.shape[2]
+    let numerator = globalMean(abs(selectRows(a, even) - selectRows(a, odd)), reducer: reducer)
+    let width = z.shape[1]
+    var zSums = [0.0, Double(n / 2 * width)]
     for k in 0..<(n / 2) {
-        for j in 0..<width { zSum += Double(Swift.abs(zDiff[flat: (2 * k) * width + j] - zDiff[flat: (2 * k + 1) * width + j])) }
+        for j in 0..<width { zSums[0] += Double(Swift.abs(z[flat: (2 * k) * width + j] - z[flat: (2 * k + 1) * width + j])) }
     }
-    let denominator = Float(zSum / Double(n / 2 * width))
+    reducer?.allReduceSum(&zSums)
+    let denominator = Float(zSums[0] / zSums[1])
     return reciprocal(numerator * (1 / denominator) + 1e-5)
 }
 

@@ -11,10 +11,21 @@ public protocol GeneratorObjective: Sendable {
     /// Whether the objective needs the teacher pass with batch statistics (ACQ's consistency).
     var needsBatchStatisticsPass: Bool { get }
     /// The weighted terms of the generator loss, by name (each logged on its own).
-    func terms(_ context: GeneratorLossContext) -> [(name: String, weight: Float, loss: Variable)]
+    func terms(_ context: GeneratorLossContext) -> [GeneratorLossTerm]
 }
 
-/// Everything a generator objective can use at one step.
+/// One term of a generator loss, as this rank computes it. A per-sample term (a mean over the
+/// samples) is this rank's share: its mean over local samples times local/global, so the sum
+/// over ranks is the global mean. A global term (BNS, the paired loss) has the global value on
+/// every rank already, and its backward reaches the global value through this rank's samples.
+public struct GeneratorLossTerm {
+    public let name: String
+    public let weight: Float
+    public let loss: Variable
+    public let isGlobal: Bool
+}
+
+/// Everything a generator objective can use at one step (this rank's part of the batch).
 public struct GeneratorLossContext {
     public let teacher: ResNet
     public let labels: [Int]
@@ -22,6 +33,18 @@ public struct GeneratorLossContext {
     public let positions: Tensor?
     public let eval: TeacherPass
     public let train: TeacherPass?
+    /// This rank's share of the global batch: local samples / global samples.
+    public let fraction: Float
+    /// Sums statistics over the ranks (nil on one process).
+    public let reducer: BatchStatisticsReducer?
+
+    func perSample(_ name: String, _ weight: Float, _ loss: Variable) -> GeneratorLossTerm {
+        GeneratorLossTerm(name: name, weight: weight, loss: loss * fraction, isGlobal: false)
+    }
+
+    func global(_ name: String, _ weight: Float, _ loss: Variable) -> GeneratorLossTerm {
+        GeneratorLossTerm(name: name, weight: weight, loss: loss, isGlobal: true)
+    }
 }
 
 /// GDFQ (Xu et al. 2020): L_G = CE(T(x), y) + 0.1 BNS.
@@ -30,9 +53,9 @@ public struct GDFQObjective: GeneratorObjective, Codable {
     public init() {}
     public var condition: PositionCondition { .none }
     public var needsBatchStatisticsPass: Bool { false }
-    public func terms(_ c: GeneratorLossContext) -> [(name: String, weight: Float, loss: Variable)] {
-        [("ce", 1, crossEntropy(c.eval.logits, labels: c.labels)),
-         ("bns", bnsWeight, batchNormStatisticsLoss(c.eval, teacher: c.teacher))]
+    public func terms(_ c: GeneratorLossContext) -> [GeneratorLossTerm] {
+        [c.perSample("ce", 1, crossEntropy(c.eval.logits, labels: c.labels)),
+         c.global("bns", bnsWeight, batchNormStatisticsLoss(c.eval, teacher: c.teacher, reducer: c.reducer))]
     }
 }
 
@@ -48,16 +71,15 @@ public struct ACQObjective: GeneratorObjective, Codable {
     public init() {}
     public var needsBatchStatisticsPass: Bool { consistencyWeight != 0 }
 
-    public func terms(_ c: GeneratorLossContext) -> [(name: String, weight: Float, loss: Variable)] {
-        var out: [(name: String, weight: Float, loss: Variable)] = [
-            ("ce", 1, crossEntropy(c.eval.logits, labels: c.labels)),
-            ("bns", bnsWeight, batchNormStatisticsLoss(c.eval, teacher: c.teacher)),
-        ]
+    public func terms(_ c: GeneratorLossContext) -> [GeneratorLossTerm] {
+        var out = [c.perSample("ce", 1, crossEntropy(c.eval.logits, labels: c.labels)),
+                   c.global("bns", bnsWeight, batchNormStatisticsLoss(c.eval, teacher: c.teacher, reducer: c.reducer))]
         let attention = Attention(features: c.eval.features)
-        if acmWeight != 0, let p = c.positions { out.append(("acm", acmWeight, attentionCentreLoss(attention, positions: p))) }
-        if pairWeight != 0 { out.append(("pair", pairWeight, pairedLoss(attention, noise: c.noise))) }
+        if acmWeight != 0, let p = c.positions { out.append(c.perSample("acm", acmWeight, attentionCentreLoss(attention, positions: p))) }
+        if pairWeight != 0 { out.append(c.global("pair", pairWeight, pairedLoss(attention, noise: c.noise, reducer: c.reducer))) }
         if consistencyWeight != 0, let train = c.train {
-            out.append(("cons", consistencyWeight, attentionConsistencyLoss(eval: attention, train: Attention(features: train.features))))
+            out.append(c.perSample("cons", consistencyWeight,
+                                   attentionConsistencyLoss(eval: attention, train: Attention(features: train.features))))
         }
         return out
     }
