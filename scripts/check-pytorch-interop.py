@@ -6,7 +6,7 @@ Reference-only (needs the PyTorch venv; the Swift test suite never runs this):
     $HOME/.torch-ref/bin/python scripts/check-pytorch-interop.py MODEL.safetensors \
         [--torch-out torch_init.safetensors] [--dump interop.safetensors] [--batch 8] [--seed 0]
 
-1. Builds the reference CIFAR-style ResNet (module names of /work/shared/tools/torch_ref.py:
+1. Builds the reference CIFAR-style ResNet (module names of the shared tools/torch_ref.py:
    conv, bn, layers.{i}.c1/b1/c2/b2[/sc], fc) of the depth, channels and classes recorded in
    MODEL's "acq_dist" metadata.
 2. Loads MODEL (written by `acq-dist pretrain` / ModelFile.save) with
