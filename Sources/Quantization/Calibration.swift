@@ -21,10 +21,11 @@ extension QuantizedResNet {
     }
 
     /// Runs `batches` forwards without gradients with the activation observers on, then freezes
-    /// them. `batch(i)` gives the i-th batch of images.
+    /// them. `batch(i)` gives the i-th batch of images. The student stays in tune mode if it is
+    /// in it (batch norms on running statistics either way), else goes to eval mode.
     public func calibrate(batches: Int, _ batch: (Int) -> Tensor) {
         precondition(batches >= 1, "calibration needs at least one batch, got \(batches)")
-        setMode(.eval)
+        setMode(convBNMode == .tune ? .tune : .eval)
         setCalibrating(true)
         defer { setCalibrating(false) }
         for i in 0..<batches { _ = withoutGradients { forward(Variable(batch(i))) } }

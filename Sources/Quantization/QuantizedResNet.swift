@@ -151,4 +151,33 @@ public final class QuantizedResNet: Layer {
     }
 
     public var batchNorms: [BatchNorm2d] { allLayers().compactMap { $0 as? BatchNorm2d } }
+
+    /// The conv+BN blocks follow the model's mode: eval (fake-quantize the conv weight, BN after)
+    /// or tune (fake-quantize the folded weight, one convolution; `QuantizedConvBN`).
+    public func didSetMode(_ mode: Mode) {
+        for (_, block) in quantizedConvBNBlocks { block.mode = mode }
+    }
+
+    /// How the conv+BN blocks run: `.eval` (the conversion's default) or `.tune`. Calibration
+    /// keeps it, the student file records it, and the integer export follows it.
+    public var convBNMode: Mode { stem.mode }
+
+    /// Sets eval or tune mode after checking that every block can run in it; train mode (the
+    /// student's batch norms keep the teacher's statistics) and deploy mode (the deployed student
+    /// is the integer model) are errors. Nothing changes on failure.
+    public func setConvBNMode(_ mode: Mode) throws {
+        guard mode == .eval || mode == .tune else {
+            throw ConvBNModeError(description: "the quantized student runs its conv+BN blocks in eval or tune mode, not \(mode.rawValue)")
+        }
+        if mode == .tune {
+            for (name, block) in quantizedConvBNBlocks {
+                if !block.bn.tracksRunningStatistics || block.bn.weight == nil || block.bn.bias == nil {
+                    throw ConvBNModeError(description: "tune mode does not apply to block '\(name)': "
+                        + (block.bn.tracksRunningStatistics ? "its batch norm has no affine parameters"
+                                                            : "its batch norm keeps no running statistics"))
+                }
+            }
+        }
+        setMode(mode)
+    }
 }

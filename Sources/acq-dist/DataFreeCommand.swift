@@ -28,6 +28,8 @@ struct DataFree: ParsableCommand {
     @Flag(name: .customLong("no-condition"), help: "ACQ without the position condition.") var noCondition = false
     @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = 0.25
     @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
+    @Option(name: .customLong("convbn-mode"), help: "How the student's conv+BN blocks train: tune (BN folded, default) or eval.")
+    var convBNMode: String = "tune"
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<method>-<time>).") var runDirectory: String?
     @Option(name: .customLong("test-limit"), help: "Measure accuracy on the first N test images only (quick runs).") var testLimit: Int?
     @OptionGroup var data: DataOptions
@@ -45,6 +47,9 @@ struct DataFree: ParsableCommand {
             throw ValidationError("\(name) must be at least 1, got \(v)")
         }
         guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be at least 0, got \(warmupSteps)") }
+        guard convBNMode == "tune" || convBNMode == "eval" else {
+            throw ValidationError("--convbn-mode must be tune or eval, got '\(convBNMode)'")
+        }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
     }
 
@@ -62,6 +67,7 @@ struct DataFree: ParsableCommand {
             config.studentLearningRate = studentLearningRate
             config.positionRange = positionRange
             config.seed = seed
+            config.convBNMode = convBNMode == "tune" ? .tune : .eval
             config.gdfq.bnsWeight = bnsWeight
             config.acq.bnsWeight = bnsWeight
             config.acq.acmWeight = noCondition ? 0 : acmWeight

@@ -64,7 +64,9 @@ public func runDataFree(_ config: DataFreeConfig, teacher: ResNet, metadata: Mod
     metrics.write(["teacher_accuracy": teacherAccuracy, "student_before_accuracy": before, "student_after_accuracy": after])
     var studentMetadata = metadata
     studentMetadata.role = StudentFile.role
+    try student.setConvBNMode(config.convBNMode)
     studentMetadata.notes = ["command": command, "method": config.method.rawValue, "quantization": quantization.name,
+                             "convbn_mode": config.convBNMode.rawValue,
                              "seed": "\(config.seed)", "test_accuracy": String(format: "%.4f", after),
                              "data": "synthetic (data-free); real test set used only to measure"]
     if let folder {

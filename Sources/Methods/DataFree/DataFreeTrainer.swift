@@ -25,6 +25,9 @@ public struct DataFreeConfig: Codable, Sendable {
     /// Half-width of the square the position condition is drawn from.
     public var positionRange: Float = 0.25
     public var seed: UInt64 = 0
+    /// How the student's frozen-BN conv blocks run: tune (BN folded into the conv at every
+    /// forward, so the fake-quantized folded weight is the integer model's) or eval.
+    public var convBNMode: Mode = .tune
     public init() {}
 
     public var objective: any GeneratorObjective { method == .acq ? acq : gdfq }
@@ -107,7 +110,7 @@ public final class DataFreeTrainer {
         generatorArena = ParameterArena(model: generator)
         generatorParallel = try DataParallel(model: generator, arena: generatorArena, communicator: communicator, options: options)
         adam = Adam(generatorArena, beta1: 0.5, beta2: 0.999)
-        student.setMode(.eval)
+        try student.setConvBNMode(config.convBNMode)
         studentArena = ParameterArena(model: student)
         studentParallel = try DataParallel(model: student, arena: studentArena, communicator: communicator, options: options)
         sgd = SGD(studentArena, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
@@ -156,6 +159,8 @@ public final class DataFreeTrainer {
 
     /// One student step on this rank's detached synthetic images; returns the global loss.
     public func studentStep(images: Tensor, labels: [Int], learningRate: Float) throws -> Double {
+        // Evaluation puts the student in eval mode; training runs in the configured one.
+        try student.setConvBNMode(config.convBNMode)
         studentArena.zeroGradients()
         let target = withoutGradients { teacher(Variable(images)) }
         let logits = student(Variable(images))

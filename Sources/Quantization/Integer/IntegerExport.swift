@@ -10,7 +10,8 @@ extension IntegerResNet {
     /// zp' = c - zp with c = 2^b - 1, or 2 zp for symmetric schemes), so the integer model uses
     /// the student's own quantized weights, and a per-tensor weight scheme becomes per-channel
     /// scales. The bias becomes round(b' / (inputScale * scale')) as int32, a rounding the student
-    /// simulates (`QuantizedConvBN`).
+    /// simulates (`QuantizedConvBN`). A student in tune mode quantized the folded weight itself:
+    /// its levels are taken as they are (`integerFoldedConvolution`).
     /// - imageShape: [C, H, W] of the inputs, which fixes the classifier's pooled positions.
     public init(exporting student: QuantizedResNet, imageShape: [Int]) throws {
         try student.requireCalibrated(model: "the student")
@@ -44,8 +45,10 @@ func lastStagePositions(_ imageShape: [Int]) -> Int {
     ((imageShape[1] + 3) / 4) * ((imageShape[2] + 3) / 4)
 }
 
-/// The integer form of a student's convolution and the eval-mode batch norm after it.
+/// The integer form of a student's convolution and the batch norm after it, in the convention
+/// the block runs in: eval (quantize w, fold after) or tune (quantize the folded weight).
 func integerConvolution(_ name: String, _ block: QuantizedConvBN, input: QuantizationParameters) throws -> IntegerConv2d {
+    if block.mode == .tune { return try integerFoldedConvolution(name, block, input: input) }
     let weight = block.conv.conv.weight.value
     let (o, patch) = (weight.shape[0], weight.count / weight.shape[0])
     let quantizer = block.conv.weightFakeQuant
@@ -75,6 +78,29 @@ func integerConvolution(_ name: String, _ block: QuantizedConvBN, input: Quantiz
                              weightLevels: levels, weightScale: scales, weightZeroPoint: zeroPoints, bias: bias, input: input)
     try checkAccumulator(conv.accumulatorBound, layer: name)
     return conv
+}
+
+/// The integer form of a tune-mode block: the folded weight w' = w * s quantized by the block's
+/// weight quantizer exactly as its forward does (same fold, same observer), so the levels and
+/// scales are the student's own (`foldedWeightScales`); the bias is round(b' / (inputScale * scale[o])).
+func integerFoldedConvolution(_ name: String, _ block: QuantizedConvBN, input: QuantizationParameters) throws -> IntegerConv2d {
+    let conv = block.conv.conv
+    let fold = block.bn.fold(convBias: conv.bias?.value.scalars)
+    let weight = conv.weight.value.scaledPerOutputChannel(fold.scale)
+    let o = weight.shape[0]
+    let quantizer = block.conv.weightFakeQuant
+    quantizer.observer.observe(weight)
+    let params = quantizer.quantizationParameters
+    let perChannel = params.axis != nil
+    let scales = block.foldedWeightScales(params)
+    let zeroPoints = (0..<o).map { params.zeroPoint[perChannel ? $0 : 0] }
+    let bias = try integerBias(fold.bias, units: scales.map { $0 * input.scale[0] }, layer: name)
+    let integer = IntegerConv2d(outChannels: o, inChannels: weight.shape[1], kernel: weight.shape[2],
+                                stride: conv.stride, padding: conv.padding, weightBits: params.bits,
+                                weightLevels: params.quantize(weight), weightScale: scales, weightZeroPoint: zeroPoints,
+                                bias: bias, input: input)
+    try checkAccumulator(integer.accumulatorBound, layer: name)
+    return integer
 }
 
 /// The integer form of the student's classifier, on pooled sums of `input` levels.
