@@ -81,43 +81,16 @@ public func finetune(_ model: ResNet, metadata pretrained: ModelMetadata, _ conf
     }
     let isWriter = communicator.rank == 0
     logger.info("finetune \(model.config.name) on \(train.name) in \(config.convBNMode.rawValue) mode (frozen BN statistics): \(train.count) images, \(config.epochs) epochs of \(stepsPerEpoch) steps, batch \(config.batchSize) over \(communicator.size) rank(s)")
-    let progress = Progress(label: "finetune", total: totalSteps, logger: logger,
-                            isTerminal: isWriter && isatty(STDERR_FILENO) != 0)
     var metadata = pretrained
     metadata.notes["finetune_command"] = command
     metadata.notes["finetune_convbn_mode"] = config.convBNMode.rawValue
     metadata.notes["finetune_dataset"] = train.name
-    var testAccuracy = 0.0
-    var window: (loss: Double, correct: Int, seen: Int) = (0, 0, 0)
-    let started = Date()
-    for step in 0..<totalSteps {
-        let result = try trainer.step(step)
-        guard result.loss.isFinite else { throw TrainingDiverged(step: step, loss: result.loss) }
-        window.loss += result.loss
-        window.correct += result.correct
-        window.seen += config.batchSize
-        metrics.write(["step": step, "epoch": step / stepsPerEpoch, "loss": result.loss, "lr": Double(result.learningRate)])
-        let n = Double(window.seen) / Double(config.batchSize)
-        progress.update(step + 1, String(format: "loss %.4f acc %.2f%% lr %.5f", window.loss / n,
-                                         100 * Double(window.correct) / Double(window.seen), result.learningRate))
-        guard (step + 1) % stepsPerEpoch == 0 else { continue }
-        let epoch = (step + 1) / stepsPerEpoch
-        let trainLoss = window.loss / n, trainAcc = Double(window.correct) / Double(window.seen)
-        window = (0, 0, 0)
-        if epoch % config.evalEvery == 0 || epoch == config.epochs {
-            progress.finish()
-            let r = try evaluate(model, on: test, over: communicator)
-            testAccuracy = r.accuracy
-            logger.info("epoch \(epoch)/\(config.epochs): train loss \(String(format: "%.4f", trainLoss)) acc \(String(format: "%.2f", 100 * trainAcc))%, test loss \(String(format: "%.4f", r.loss)) acc \(String(format: "%.2f", 100 * r.accuracy))%")
-            metrics.write(["epoch": epoch, "train_loss": trainLoss, "train_accuracy": trainAcc,
-                           "test_loss": r.loss, "test_accuracy": r.accuracy,
-                           "seconds": Date().timeIntervalSince(started)])
-        }
-        metadata.notes["test_accuracy"] = String(format: "%.4f", testAccuracy)
+    let testAccuracy = try runEpochs(trainer, label: "finetune", epochs: config.epochs, evalEvery: config.evalEvery,
+                                     test: test, communicator: communicator, metrics: metrics, logger: logger) { epoch, accuracy in
+        metadata.notes["test_accuracy"] = String(format: "%.4f", accuracy)
         metadata.notes["finetune_epochs"] = "\(epoch)"
         if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
     }
-    progress.finish()
     return PretrainResult(model: model, metadata: metadata, testAccuracy: testAccuracy)
 }
 

@@ -58,51 +58,18 @@ public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: D
     let isWriter = communicator.rank == 0
     logger.info("pretrain \(arch.name) on \(train.name): \(train.count) images, \(config.epochs) epochs of \(stepsPerEpoch) steps, batch \(config.batchSize) over \(communicator.size) rank(s), \(trainer.arena.count) parameters")
 
-    // Only rank 0 may draw on a terminal; the others log through their (normally quiet) logger.
-    let progress = Progress(label: "pretrain", total: totalSteps, logger: logger,
-                            isTerminal: isWriter && isatty(STDERR_FILENO) != 0)
     var metadata = ModelMetadata(role: "teacher", architecture: arch, imageShape: [train.channels, train.height, train.width],
                                  mean: train.mean, std: train.std,
                                  notes: ["command": command, "seed": "\(config.seed)", "dataset": train.name,
                                          "ranks": "\(communicator.size)"])
-    var testAccuracy = 0.0
-    var window: (loss: Double, correct: Int, seen: Int) = (0, 0, 0)
-    let started = Date()
-    for step in 0..<totalSteps {
-        let result = try trainer.step(step)
-        guard result.loss.isFinite else {
-            throw TrainingDiverged(step: step, loss: result.loss)
-        }
-        window.loss += result.loss
-        window.correct += result.correct
-        window.seen += config.batchSize
-        metrics.write(["step": step, "epoch": step / stepsPerEpoch, "loss": result.loss, "lr": Double(result.learningRate)])
-        let n = Double(window.seen) / Double(config.batchSize)
-        progress.update(step + 1, String(format: "loss %.4f acc %.2f%% lr %.4f", window.loss / n,
-                                         100 * Double(window.correct) / Double(window.seen), result.learningRate))
-
-        let epochDone = (step + 1) % stepsPerEpoch == 0
-        let epoch = (step + 1) / stepsPerEpoch
-        if epochDone {
-            let trainLoss = window.loss / n, trainAcc = Double(window.correct) / Double(window.seen)
-            window = (0, 0, 0)
-            if epoch % config.evalEvery == 0 || epoch == config.epochs {
-                progress.finish()
-                let result = try evaluate(model, on: test, over: communicator)
-                testAccuracy = result.accuracy
-                logger.info("epoch \(epoch)/\(config.epochs): train loss \(String(format: "%.4f", trainLoss)) acc \(String(format: "%.2f", 100 * trainAcc))%, test loss \(String(format: "%.4f", result.loss)) acc \(String(format: "%.2f", 100 * result.accuracy))%")
-                metrics.write(["epoch": epoch, "train_loss": trainLoss, "train_accuracy": trainAcc,
-                               "test_loss": result.loss, "test_accuracy": result.accuracy,
-                               "seconds": Date().timeIntervalSince(started)])
-            }
-            // Saved every epoch: a run that stops early still leaves its latest model. The
-            // replicas are equal, so rank 0's copy is the model.
-            metadata.notes["test_accuracy"] = String(format: "%.4f", testAccuracy)
-            metadata.notes["epochs"] = "\(epoch)"
-            if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
-        }
+    let testAccuracy = try runEpochs(trainer, label: "pretrain", epochs: config.epochs, evalEvery: config.evalEvery,
+                                     test: test, communicator: communicator, metrics: metrics, logger: logger) { epoch, accuracy in
+        // Saved every epoch: a run that stops early still leaves its latest model. The replicas
+        // are equal, so rank 0's copy is the model.
+        metadata.notes["test_accuracy"] = String(format: "%.4f", accuracy)
+        metadata.notes["epochs"] = "\(epoch)"
+        if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
     }
-    progress.finish()
     return PretrainResult(model: model, metadata: metadata, testAccuracy: testAccuracy)
 }
 
