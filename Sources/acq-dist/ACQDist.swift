@@ -125,6 +125,11 @@ struct Bench: ParsableCommand {
     var convBNModes = false
     @Option(help: "Teacher whose copy is the student of --convbn-modes (default: the shipped one, else random).")
     var model: String = Eval.shippedTeacher
+    @Flag(name: .customLong("acq"), help: "Instead: one ACQ iteration (generator step + student step, W4A4) beside PyTorch's.")
+    var acqIteration = false
+    @Option(name: .customLong("torch-acq"),
+            help: "Command that runs the PyTorch ACQ iteration (scripts/torch/acq_iteration.py with a PyTorch python); empty to skip.")
+    var torchACQ: String = "$HOME/.torch-ref/bin/python scripts/torch/acq_iteration.py"
     /// Each mode runs in a process of its own so that its peak memory is its own.
     @Option(name: .customLong("convbn-mode-only"), help: .hidden) var convBNModeOnly: Mode?
     @Option(name: .customLong("torch-ref"),
@@ -136,6 +141,7 @@ struct Bench: ParsableCommand {
         let logger = common.setUp(label: "bench")
         try ACQDist.reportingErrors {
             if convBNModes { return try runConvBNModes() }
+            if acqIteration { return try runACQIteration() }
             let shapes = try inputs.split(separator: ",").map { spec -> [Int] in
                 let dims = spec.split(separator: "x").compactMap { Int($0) }
                 guard dims.count == 3, dims[1] == dims[2], dims.allSatisfy({ $0 > 0 }) else {
@@ -169,6 +175,38 @@ struct Bench: ParsableCommand {
 extension Mode: ExpressibleByArgument {}
 
 extension Bench {
+    func runACQIteration() throws {
+        let url = URL(fileURLWithPath: model)
+        let teacher = FileManager.default.fileExists(atPath: url.path) ? try ModelFile.load(url).0 : ResNet(ResNetConfig(), seed: 0)
+        let acqBatch = batch == 128 ? 64 : batch
+        print("acq-dist bench --acq: one ACQ iteration (generator step + W4A4 student step), batch \(acqBatch), \(Compute.threads) thread(s), median of \(repeats) x \(iterations)")
+        let ours = try benchmarkACQIteration(teacher: teacher, batch: acqBatch, iterations: iterations, repeats: repeats)
+        var theirs: Double?
+        if !torchACQ.isEmpty {
+            let out = try? runShell("\(torchACQ) --threads \(Compute.threads) --batch \(acqBatch) --repeats \(repeats) --iterations \(iterations)")
+            theirs = out?.split(separator: "\n").first { $0.hasPrefix("acq_iteration_s ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            if theirs == nil { FileHandle.standardError.write(Data("bench: the PyTorch ACQ iteration did not run ('\(torchACQ)'); showing acq-dist alone\n".utf8)) }
+        }
+        print(String(format: "acq-dist  %.4f s/iteration (generator %.4f, student %.4f)", median(ours.total), median(ours.generator), median(ours.student)))
+        if let theirs {
+            print(String(format: "torch     %.4f s/iteration; acq-dist is %.2fx PyTorch's speed", theirs, theirs / median(ours.total)))
+        }
+    }
+
+    /// Runs `command` with /bin/sh; returns its standard output (nil status is an error).
+    func runShell(_ command: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw RunError("'\(command)' exited with \(p.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     func runConvBNModes() throws {
         var bench = ConvBNModeBenchmark()
         bench.batch = batch
