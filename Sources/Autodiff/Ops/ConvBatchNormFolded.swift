@@ -12,43 +12,10 @@ public func convBatchNormFolded(_ x: Variable, weight: Variable, bias: Variable?
     let o = weight.shape[0]
     precondition(gamma.shape == [o] && beta.shape == [o] && runningMean.count == o && runningVar.count == o,
                  "folded conv+BN: BN of \(gamma.shape) for a conv with \(o) output channels")
-    let fold = BatchNormFold(gamma: gamma.value.scalars, beta: beta.value.scalars, runningMean: runningMean.scalars,
-                             runningVar: runningVar.scalars, eps: eps, convBias: bias?.value.scalars)
-    let (invStd, mean, scale) = (fold.inverseStd, runningMean.scalars, fold.scale)
-    let b = bias?.value.scalars ?? [Float](repeating: 0, count: o)
-    let wv = weight.value
-    let folded = wv.scaledPerOutputChannel(scale)
-    let foldedBias = Tensor(shape: [o], scalars: fold.bias)
-    let y = conv2dForward(x.value, weight: folded, bias: foldedBias, stride: stride, padding: padding)
-    let xv = x.value
-    var inputs = [x, weight, gamma, beta]
-    if let bias { inputs.append(bias) }
-    return record(y, inputs, saving: [xv, folded]) { gy, needs in
-        let needFoldedWeight = needs[1] || needs[2]
-        let grads = conv2dBackward(xv, weight: folded, gradOutput: gy, stride: stride, padding: padding,
-                                   needInput: needs[0], needWeight: needFoldedWeight, needBias: true)
-        let gb = grads.bias!   // dL/db' = sum of dy per channel
-        var result: [Tensor?] = [grads.input, nil, nil, needs[3] ? gb : nil]
-        if needs[1] { result[1] = grads.weight!.scaledPerOutputChannel(scale) }
-        if needs[2] {
-            // dL/dgamma = invStd * (sum_k dL/dw'[o,k] * w[o,k] + dL/db'[o] * (b[o] - mean[o])).
-            let gwf = grads.weight!
-            let k = wv.count / o
-            var dg = [Float](repeating: 0, count: o)
-            gwf.withUnsafeBufferPointer { gp in
-                wv.withUnsafeBufferPointer { wp in
-                    for ch in 0..<o {
-                        var s: Float = 0
-                        for i in 0..<k { s += gp[ch * k + i] * wp[ch * k + i] }
-                        dg[ch] = invStd[ch] * (s + gb[flat: ch] * (b[ch] - mean[ch]))
-                    }
-                }
-            }
-            result[2] = Tensor(shape: [o], scalars: dg)
-        }
-        if bias != nil { result.append(needs[4] ? gb.scaledPerOutputChannel(scale) : nil) }
-        return result
-    }
+    // The folds are tiny ops on parameters; the conv keeps only its input and the folded weight.
+    let folded = foldedConvWeight(weight, gamma: gamma, runningVar: runningVar, eps: eps)
+    let foldedBias = foldedConvBias(bias, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar, eps: eps)
+    return conv2d(x, weight: folded, bias: foldedBias, stride: stride, padding: padding)
 }
 
 /// A batch norm with fixed statistics folded into the convolution before it (method.md section 6):
