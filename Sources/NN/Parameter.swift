@@ -31,6 +31,10 @@ public final class Parameter {
         }
     }
 
+    /// Whether the value is a view into a `ParameterArena` (it can be in one only: a second
+    /// arena would leave the first one's optimizer updating memory the layer no longer reads).
+    public internal(set) var isInArena = false
+
     /// Replaces the value by a view into an arena, keeping the elements.
     public func rebind(to view: Tensor) {
         precondition(view.shape == shape, "rebind: \(view.shape) for parameter of shape \(shape)")

@@ -23,8 +23,10 @@ public final class ParameterArena {
         values = Tensor(viewOf: storage, offset: 0, shape: [count])
         gradients = Tensor(viewOf: TensorStorage(zeros: count), offset: 0, shape: [count])
         self.entries = entries.map { (name: $0.0, parameter: $0.1, range: $0.2) }
-        for (_, p, range) in entries {
+        for (name, p, range) in entries {
+            precondition(!p.isInArena, "parameter '\(name)' is already in a ParameterArena: a second arena would detach it from the first one's optimizer")
             p.rebind(to: Tensor(viewOf: storage, offset: range.lowerBound, shape: p.shape))
+            p.isInArena = true
         }
     }
 
