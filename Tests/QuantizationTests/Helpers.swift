@@ -4,6 +4,7 @@ import Foundation
 import NN
 import Quantization
 import TensorCore
+import Testing
 
 /// The Fashion-MNIST test set (installed by scripts/setup.sh), loaded once.
 let fashionTest: Dataset = try! FashionMNIST.load(split: .test)
@@ -55,4 +56,19 @@ func temporaryDirectory() throws -> URL {
 func errorText(_ body: () throws -> Void) -> String {
     do { try body() } catch { return "\(error)" }
     return ""
+}
+
+/// The integer model exported from `student` against the student on 64 test images: relative to
+/// the largest |logit|, the median difference at most 1e-5 and every logit within 2e-2.
+func expectIntegerLogitsMatch(_ student: QuantizedResNet, _ name: String,
+                              sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let integer = try IntegerResNet(exporting: student, imageShape: [1, 28, 28])
+    let images = fashionTest.batch(indices: Array(1000..<1064)).images
+    let expected = logits(student, images), actual = integer.logits(images)
+    let scale = expected.maxAbs()
+    let errors = zip(actual.scalars, expected.scalars).map { abs($0 - $1) / scale }.sorted()
+    #expect(errors[errors.count / 2] <= 1e-5, "\(name): median logit difference \(errors[errors.count / 2]) of the largest |logit|",
+            sourceLocation: sourceLocation)
+    #expect(errors.last! <= 2e-2, "\(name): largest logit difference \(errors.last!) of the largest |logit|",
+            sourceLocation: sourceLocation)
 }

@@ -30,13 +30,7 @@ import TestSupport
     @Test(arguments: configurations)
     func logitsMatchTheFakeQuantizedStudent(_ c: QuantizationConfig) throws {
         let student = try calibratedStudent(realisticTeacher(), c)
-        let integer = try IntegerResNet(exporting: student, imageShape: [1, 28, 28])
-        let images = fashionTest.batch(indices: Array(1000..<1064)).images
-        let expected = logits(student, images), actual = integer.logits(images)
-        let scale = expected.maxAbs()
-        let errors = zip(actual.scalars, expected.scalars).map { abs($0 - $1) / scale }.sorted()
-        #expect(errors[errors.count / 2] <= 1e-5, "\(c.name): median logit difference \(errors[errors.count / 2]) of the largest |logit|")
-        #expect(errors.last! <= 2e-2, "\(c.name): largest logit difference \(errors.last!) of the largest |logit|")
+        try expectIntegerLogitsMatch(student, c.name)
     }
 
     @Test(arguments: [config(8, 8), config(4, 4)])
