@@ -48,3 +48,13 @@ func runEpochs(_ trainer: SupervisedTrainer, label: String, epochs: Int, evalEve
     progress.finish()
     return testAccuracy
 }
+
+/// The training set of a run: the first `limit` samples when given, refused when it cannot fill
+/// one batch.
+func trainingSet(_ full: Dataset, limit: Int?, batchSize: Int) throws -> Dataset {
+    let train = limit.map { full.prefix($0) } ?? full
+    guard train.count >= batchSize else {
+        throw RunError("the training set has \(train.count) samples, fewer than --batch-size \(batchSize)")
+    }
+    return train
+}

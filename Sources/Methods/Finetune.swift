@@ -59,10 +59,7 @@ public func finetune(_ model: ResNet, metadata pretrained: ModelMetadata, _ conf
     guard config.convBNMode == .tune || config.convBNMode == .eval else {
         throw RunError("--convbn-mode must be tune or eval, got \(config.convBNMode.rawValue)")
     }
-    let train = config.trainLimit.map { fullTrain.prefix($0) } ?? fullTrain
-    guard train.count >= config.batchSize else {
-        throw RunError("the training set has \(train.count) samples, fewer than --batch-size \(config.batchSize)")
-    }
+    let train = try trainingSet(fullTrain, limit: config.trainLimit, batchSize: config.batchSize)
     guard [train.channels, train.height, train.width] == pretrained.imageShape, train.classes == model.config.classes else {
         throw RunError("the model takes \(pretrained.imageShape) images in \(model.config.classes) classes; \(train.name) has [\(train.channels), \(train.height), \(train.width)] in \(train.classes)")
     }

@@ -42,10 +42,7 @@ public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: D
                      output: URL, metrics: MetricsLog, logger: Logger, command: String,
                      communicator: any Communicator = SingleProcessCommunicator(),
                      parallel options: DataParallel.Options = DataParallel.Options()) throws -> PretrainResult {
-    let train = config.trainLimit.map { fullTrain.prefix($0) } ?? fullTrain
-    guard train.count >= config.batchSize else {
-        throw RunError("the training set has \(train.count) samples, fewer than --batch-size \(config.batchSize)")
-    }
+    let train = try trainingSet(fullTrain, limit: config.trainLimit, batchSize: config.batchSize)
     try StartupChecks.verifySameConfiguration(
         PretrainJob(config: config, parallel: options, train: DatasetSummary(train), test: DatasetSummary(test)),
         over: communicator)

@@ -54,10 +54,7 @@ public struct QATConfig: Codable, Sendable {
 /// Runs QAT (see `QATConfig`); returns the mean training loss of the last epoch.
 public func quantizationAwareTraining(_ student: QuantizedResNet, teacher: ResNet, train fullTrain: Dataset,
                                       config: QATConfig, metrics: MetricsLog, logger: Logger) throws -> Double {
-    let train = config.trainLimit.map { fullTrain.prefix($0) } ?? fullTrain
-    guard train.count >= config.batchSize else {
-        throw RunError("the training set has \(train.count) samples, fewer than --batch-size \(config.batchSize)")
-    }
+    let train = try trainingSet(fullTrain, limit: config.trainLimit, batchSize: config.batchSize)
     let sampler = EpochSampler(count: train.count, seed: config.seed)
     func batch(_ step: Int) -> (Tensor, [Int]) {
         train.batch(indices: sampler.globalBatch(step: step, batchSize: config.batchSize),
