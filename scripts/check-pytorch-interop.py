@@ -33,35 +33,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-
-class Block(nn.Module):
-    def __init__(s, cin, cout, stride):
-        super().__init__()
-        s.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); s.b1 = nn.BatchNorm2d(cout)
-        s.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); s.b2 = nn.BatchNorm2d(cout)
-        s.sc = None
-        if stride != 1 or cin != cout:
-            s.sc = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(s, x):
-        o = F.relu(s.b1(s.c1(x))); o = s.b2(s.c2(o))
-        return F.relu(o + (x if s.sc is None else s.sc(x)))
-
-
-class ResNet(nn.Module):
-    """torch_ref.py's ResNet20 with n = (depth - 2) / 6 blocks per stage."""
-    def __init__(s, cin=1, ncls=10, n=3):
-        super().__init__()
-        s.conv = nn.Conv2d(cin, 16, 3, 1, 1, bias=False); s.bn = nn.BatchNorm2d(16)
-        layers, c = [], 16
-        for cout, st in [(16, 1), (32, 2), (64, 2)]:
-            for i in range(n):
-                layers.append(Block(c, cout, st if i == 0 else 1)); c = cout
-        s.layers = nn.Sequential(*layers); s.fc = nn.Linear(64, ncls)
-
-    def forward(s, x):
-        x = F.relu(s.bn(s.conv(x))); x = s.layers(x)
-        return s.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch"))
+from resnet import ResNet  # noqa: E402
 
 
 def build(arch):

@@ -6,42 +6,7 @@ Usage: python acq_iteration.py [--threads 2] [--batch 64] [--repeats 5] [--itera
 Prints `acq_iteration_s <median seconds>` and the per-phase medians."""
 import argparse, statistics, time
 import torch, torch.nn as nn, torch.nn.functional as F
-
-
-class Block(nn.Module):
-    def __init__(s, cin, cout, stride):
-        super().__init__()
-        s.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); s.b1 = nn.BatchNorm2d(cout)
-        s.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); s.b2 = nn.BatchNorm2d(cout)
-        s.sc = None
-        if stride != 1 or cin != cout:
-            s.sc = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(s, x, q=None):
-        q = q or (lambda t: t)
-        o = q(F.relu(s.b1(s.c1(x)))); o = s.b2(s.c2(o))
-        return q(F.relu(o + (x if s.sc is None else s.sc(x))))
-
-
-class ResNet20(nn.Module):
-    def __init__(s, cin=1, ncls=10):
-        super().__init__()
-        s.conv = nn.Conv2d(cin, 16, 3, 1, 1, bias=False); s.bn = nn.BatchNorm2d(16)
-        layers, c = [], 16
-        for cout, st in [(16, 1), (32, 2), (64, 2)]:
-            for i in range(3):
-                layers.append(Block(c, cout, st if i == 0 else 1)); c = cout
-        s.layers = nn.Sequential(*layers); s.fc = nn.Linear(64, ncls)
-
-    def features(s, x, q=None):
-        q = q or (lambda t: t)
-        x = q(F.relu(s.bn(s.conv(x))))
-        for b in s.layers:
-            x = b(x, q)
-        return x
-
-    def forward(s, x, q=None):
-        return s.fc(F.adaptive_avg_pool2d(s.features(x, q), 1).flatten(1))
+from resnet import ResNet
 
 
 class STEQuant(torch.autograd.Function):
@@ -128,7 +93,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5); ap.add_argument("--iterations", type=int, default=3)
     a = ap.parse_args(); torch.set_num_threads(a.threads); torch.manual_seed(0)
-    teacher = ResNet20().eval()
+    teacher = ResNet().eval()
     for q in teacher.parameters(): q.requires_grad_(False)
     bn_inputs = []
     for m in teacher.modules():
