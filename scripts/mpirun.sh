@@ -81,6 +81,7 @@ function flush(   s, r, node, sig) {
         match(s, /on node [^ ]+/); node = substr(s, RSTART + 8, RLENGTH - 8)
         match(s, /signal [0-9]+ \([^)]*\)/); sig = substr(s, RSTART, RLENGTH)
         print "acq-dist: error: rank " r " (on " node ") was lost: it ended on " sig "; mpirun stopped the other ranks"
+        lost = 1
     } else if (box ~ /MPI_ABORT was invoked on rank/) {
         # The aborting rank normally printed its own line, which may still be on its way:
         # this one is printed at the end only if that never came.
@@ -101,6 +102,10 @@ function flush(   s, r, node, sig) {
 # mpirun sometimes fails to print the abort box itself while the job is torn down and says so
 # instead: nothing to keep, as the box would have been condensed anyway.
 /ORTE_ERROR_LOG: .*show_help\.c/ { next }
+# The shared-memory transport of a surviving rank complains when it reads from a peer that was
+# just killed ("[host:pid] Read -1, expected N, errno = 3", ESRCH). Held back: printed at the end
+# only if no lost rank explains them.
+/^\[[^]]*\] Read -?[0-9]+, expected [0-9]+, errno = [0-9]+$/ { held = held $0 "\n"; next }
 # Its count of further copies of a box it did not print in full, and how to see them.
 /more process(es)? ha(s|ve) sent help message/ || /Set MCA parameter "orte_base_help_aggregate"/ { next }
 /^---------------------+$/ {
@@ -110,6 +115,7 @@ function flush(   s, r, node, sig) {
 inbox { box = box "\n" $0; next }
 { print; fflush(); if ($0 ~ /[Ee]rror:/) reported = 1 }
 END {
+    if (held != "" && !lost) printf "%s", held
     if (inbox) printf "%s%s\n", rule, box
     if (pending != "" && !reported) print pending
 }
