@@ -38,10 +38,12 @@ let package = Package(
         .target(name: "CMPIShims", dependencies: ["CMPI"]),
         // Communicators (MPI and single-process), gradient buckets, synchronised batch norm.
         .target(name: "Distributed", dependencies: ["NN", "CMPI", "CMPIShims"], swiftSettings: optimize),
+        // Sharded training-state checkpoints: one contiguous piece per rank, manifest, atomic commit.
+        .target(name: "ShardedCheckpoint", dependencies: ["Distributed", "Safetensors", "CZlib"], swiftSettings: optimize),
         // Fake-quantized students, observers, and the integer model they export to.
         .target(name: "Quantization", dependencies: ["NN", "Checkpoint", "Safetensors"], swiftSettings: optimize),
         .target(name: "Methods",
-                dependencies: ["NN", "Checkpoint", "Data", "Quantization", "Distributed",
+                dependencies: ["NN", "Checkpoint", "Data", "Quantization", "Distributed", "ShardedCheckpoint",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: optimize),
         .executableTarget(name: "acq-dist",

@@ -106,6 +106,8 @@ function flush(   s, r, node, sig) {
 # just killed ("[host:pid] Read -1, expected N, errno = 3", ESRCH). Held back: printed at the end
 # only if no lost rank explains them.
 /^\[[^]]*\] Read -?[0-9]+, expected [0-9]+, errno = [0-9]+$/ { held = held $0 "\n"; next }
+# The note of mpirun that it passed SIGUSR1 on (this script already said why).
+/^mpirun: Forwarding signal [0-9]+ to job$/ { next }
 # Its count of further copies of a box it did not print in full, and how to see them.
 /more process(es)? ha(s|ve) sent help message/ || /Set MCA parameter "orte_base_help_aggregate"/ { next }
 /^---------------------+$/ {
@@ -120,7 +122,32 @@ END {
     if (pending != "" && !reported) print pending
 }
 '
+# A pre-emption (SIGTERM) or Ctrl-C must reach the ranks as a request to save and stop: mpirun
+# itself kills its ranks one second after its own SIGTERM or SIGINT, but forwards SIGUSR1 to
+# them. So mpirun runs in a session of its own (outside the terminal's Ctrl-C) and this script
+# turns TERM and INT into USR1 for it; a second one makes the ranks end at once.
+fifo="$(mktemp -u "${TMPDIR:-/tmp}/mpirun-sh.XXXXXX")"
+mkfifo "$fifo"
+trap 'rm -f "$fifo"' EXIT
+# Only stderr passes through the filter; stdout goes straight through.
+(trap '' INT TERM; exec awk "$condense" <"$fifo" 1>&2) &
+filter=$!
+setsid mpirun "${args[@]}" "${mca[@]}" "$bin" "${program[@]}" 2>"$fifo" &
+job=$!
+signalled=0
+forward() {
+    signalled=1
+    echo "mpirun.sh: asking the ranks to finish their step, save a checkpoint and stop (signal again to end at once)" >&2
+    kill -USR1 "$job" 2>/dev/null
+}
+trap forward TERM INT
 set +e
-# stdout goes straight to fd 3 (this script's stdout); only stderr passes through the filter.
-{ mpirun "${args[@]}" "${mca[@]}" "$bin" "${program[@]}" 2>&1 1>&3 3>&- | awk "$condense" 1>&2; status=${PIPESTATUS[0]}; } 3>&1
+while :; do
+    wait "$job"
+    status=$?
+    # A trapped signal interrupts wait: keep waiting for mpirun itself.
+    [ $signalled -eq 1 ] && [ $status -gt 128 ] && kill -0 "$job" 2>/dev/null && { signalled=0; continue; }
+    break
+done
+wait "$filter"
 exit "$status"

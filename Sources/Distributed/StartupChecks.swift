@@ -45,6 +45,11 @@ public enum StartupChecks {
         }
     }
 
+    /// The leaf fields of a configuration by dotted path ("acq.pairWeight": "0.1").
+    public static func fields<C: Encodable>(of configuration: C) throws -> [String: String] {
+        flatten(try JSONSerialization.jsonObject(with: Data(canonicalJSON(configuration))))
+    }
+
     /// Leaf values by dotted path.
     static func flatten(_ object: Any?, prefix: String = "") -> [String: String] {
         switch object {

@@ -5,6 +5,7 @@ import Foundation
 import Methods
 import NN
 import Quantization
+import ShardedCheckpoint
 
 /// `acq-dist datafree`: GDFQ or ACQ on the shipped teacher, data-parallel under mpirun.
 struct DataFree: ParsableCommand {
@@ -32,6 +33,10 @@ struct DataFree: ParsableCommand {
     var convBNMode: String = "tune"
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<method>-<time>).") var runDirectory: String?
     @Option(name: .customLong("test-limit"), help: "Measure accuracy on the first N test images only (quick runs).") var testLimit: Int?
+    @Option(name: .customLong("monitor-every"), help: "Measure the student every N fine-tuning steps on --monitor-images test images (0: only before and after).")
+    var monitorEvery = 0
+    @Option(name: .customLong("monitor-images"), help: "Test images of each measurement during fine-tuning.") var monitorImages = 2000
+    @OptionGroup var checkpoint: CheckpointFlags
     @OptionGroup var data: DataOptions
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var common: CommonOptions
@@ -51,6 +56,9 @@ struct DataFree: ParsableCommand {
             throw ValidationError("--convbn-mode must be tune or eval, got '\(convBNMode)'")
         }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        guard monitorEvery >= 0 else { throw ValidationError("--monitor-every must be at least 0, got \(monitorEvery)") }
+        guard monitorImages >= 1 else { throw ValidationError("--monitor-images must be at least 1, got \(monitorImages)") }
+        try checkpoint.validate(runDirectory: runDirectory)
     }
 
     func run() throws {
@@ -80,12 +88,17 @@ struct DataFree: ParsableCommand {
             let fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder; the replicas are equal.
-            let folder = job.rank == 0 ? try RunFolder(name: method.rawValue, explicit: runDirectory) : nil
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"))
+            let (folder, path) = try job.runFolder(name: method.rawValue, explicit: checkpoint.runDirectory(explicit: runDirectory))
+            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
+                                             run: try DataFreeTrainer.runIdentity(config: config, teacher: teacher, quantization: q.name),
+                                             communicator: job.communicator, logger: logger)
+            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
             let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let monitor = monitorEvery > 0 ? AccuracyMonitor(every: monitorEvery, images: test.prefix(min(monitorImages, test.count))) : nil
             let result = try runDataFree(config, teacher: teacher, metadata: metadata, quantization: q, test: test,
                                          folder: folder, metrics: metrics, logger: logger, command: command,
-                                         communicator: job.communicator, parallel: parallel.dataParallel)
+                                         communicator: job.communicator, parallel: parallel.dataParallel,
+                                         checkpoints: checkpoints, monitor: monitor)
             guard let folder else { return }
             print("\(method.rawValue) \(q.name), \(steps) steps, batch \(batchSize) over \(job.size) rank(s), seed \(seed) (test accuracy on \(test.count) real images)")
             print(String(format: "  teacher                       %6.2f %%", 100 * result.teacherAccuracy))

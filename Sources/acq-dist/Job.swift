@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Methods
 
 /// This process's part in a job: one rank of an MPI job when OpenMPI's `mpirun` started it, the
 /// only process otherwise.
@@ -47,6 +48,9 @@ final class Job {
             try body()
         } catch let error as ExitCode {
             throw error
+        } catch let stop as RunStopped {
+            // Every rank stopped after the same step and the checkpoint is complete: a clean end.
+            if rank == 0 { FileHandle.standardError.write(Data("acq-dist: \(stop)\n".utf8)) }
         } catch let error as CollectiveFailure {
             if rank == 0 { mpi.abort("\(error)") }
             // Rank 0 is aborting the job; waiting here lets its line be the only one. Should

@@ -149,12 +149,24 @@ public final class DataFreeTrainer {
         for t in terms.dropFirst() { total = total + t.loss * t.weight }
         // Every term is already this rank's share of the global loss: backward with seed 1.
         try generatorParallel.backward(total, localCount: config.batchSize, globalCount: config.batchSize)
+        zeroExactlyZeroGradients()
         adam.step(learningRate: learningRate)
         // Per-sample terms add up over ranks; global ones are the same everywhere.
         var values = try generatorParallel.sum(terms.map { Double($0.loss.value.item) * ($0.isGlobal ? 1 / Double(communicator.size) : 1) })
         values.append(zip(values, terms).reduce(0) { $0 + $1.0 * Double($1.1.weight) })
         let names = terms.map(\.name) + ["generator"]
         return (x.value, batch.labels, Dictionary(uniqueKeysWithValues: zip(names, values)))
+    }
+
+    /// Sets the gradients of the generator's biases before batch norm to their exact value, 0,
+    /// so that they stay at their initial values whatever the number of ranks.
+    func zeroExactlyZeroGradients() {
+        let zeroed = Set(generator.biasesBeforeBatchNorm.map(ObjectIdentifier.init))
+        generatorArena.gradients.withSharedMutableBufferPointer { g in
+            for entry in generatorArena.entries where zeroed.contains(ObjectIdentifier(entry.parameter)) {
+                (g.baseAddress! + entry.range.lowerBound).update(repeating: 0, count: entry.range.count)
+            }
+        }
     }
 
     /// One student step on this rank's detached synthetic images; returns the global loss.

@@ -70,6 +70,12 @@ public final class Generator: Layer {
     /// The generator's BNs always use batch statistics, whatever the model-wide mode.
     public func didSetMode(_ mode: Mode) {}
 
+    /// The biases of convolutions that a batch norm follows directly (conv1, conv2): the batch
+    /// norm subtracts any per-channel constant, so their gradient is zero, and what backward
+    /// computes for them is rounding noise, which Adam would scale up into steps of about the
+    /// learning rate in a direction set by the reduction order (the number of ranks).
+    public var biasesBeforeBatchNorm: [Parameter] { [conv1.bias, conv2.bias].compactMap { $0 } }
+
     /// Makes every BN's statistics those of the global batch.
     public func setReducer(_ reducer: BatchStatisticsReducer?) {
         for bn in [bn0, bn1, bn2, bn3] { bn.reducer = reducer }

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import Methods
+
+/// Checkpoint options of the training commands.
+struct CheckpointFlags: ParsableArguments {
+    @Option(name: .customLong("checkpoint-every"), help: "Save a sharded checkpoint every N steps (also at the end and on SIGTERM/SIGINT/SIGUSR1).")
+    var every: Int?
+    @Option(name: .customLong("keep-checkpoints"), help: "Complete checkpoints kept in the run folder; older ones are deleted.")
+    var keep = 3
+    @Flag(help: "Continue the run in --run-dir from its latest checkpoint (older intact ones if that one is damaged).")
+    var resume = false
+    @Option(name: .customLong("resume-from"), help: "Continue from this checkpoint folder (<run>/checkpoints/step-N); the run folder defaults to <run>.")
+    var resumeFrom: String?
+
+    func validate(runDirectory: String?) throws {
+        if let every, every < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(every)") }
+        guard keep >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1, got \(keep)") }
+        guard !(resume && resumeFrom != nil) else { throw ValidationError("--resume and --resume-from exclude each other") }
+        if resume && runDirectory == nil {
+            throw ValidationError("--resume needs --run-dir, the folder of the run to continue (or use --resume-from <checkpoint folder>)")
+        }
+    }
+
+    var options: CheckpointOptions {
+        var o = CheckpointOptions()
+        o.every = every
+        o.keep = keep
+        o.resume = resume ? .latest : resumeFrom.map { .folder($0) }
+        return o
+    }
+
+    /// The run folder to write: --run-dir, else the run a --resume-from checkpoint belongs to.
+    func runDirectory(explicit: String?) -> String? {
+        explicit ?? resumeFrom.map { URL(fileURLWithPath: $0).deletingLastPathComponent().deletingLastPathComponent().path }
+    }
+}
+
+extension Job {
+    /// Rank 0 creates the run folder (`RunFolder` naming); every rank learns its path, which
+    /// must be the same on every node (a shared file system) for checkpoints.
+    func runFolder(name: String, explicit: String?) throws -> (folder: RunFolder?, path: URL) {
+        let folder = rank == 0 ? try RunFolder(name: name, explicit: explicit) : nil
+        let bytes = try communicator.broadcastBytes(Array((folder?.url.path ?? "").utf8), root: 0)
+        return (folder, URL(fileURLWithPath: String(decoding: bytes, as: UTF8.self)))
+    }
+}
