@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "Safetensors", dependencies: ["TensorCore"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["NN", "Safetensors"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimize),
+        .target(name: "Imaging", dependencies: ["CZlib"], swiftSettings: optimize),
         // mpi.h's handles are macros over OpenMPI globals (MPI_COMM_WORLD, MPI_FLOAT, ...); these
         // one-line C functions hand them to Swift.
         .target(name: "CMPIShims", dependencies: ["CMPI"]),
@@ -59,6 +60,7 @@ let package = Package(
         .testTarget(name: "SafetensorsTests", dependencies: ["Safetensors", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CZlib"]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "NN", "Quantization", "TestSupport"]),
         .testTarget(name: "QuantizationTests",
                     dependencies: ["Quantization", "Methods", "Data", "Checkpoint", "Safetensors", "TestSupport"]),
@@ -70,7 +72,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Tests/MPIPrograms", swiftSettings: optimize),
         .testTarget(name: "DistributedTests",
-                    dependencies: ["Distributed", "Methods", "Data", "NN", "Checkpoint", "Safetensors", "TestSupport"]),
+                    dependencies: ["Distributed", "Methods", "Data", "NN", "Checkpoint", "Safetensors", "ShardedCheckpoint", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -14,6 +14,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
+# A parent that starts this script with signals blocked (some test runners block SIGCHLD) would
+# hold its TERM/INT trap until mpirun ends: start again once with every signal unblocked.
+if [ -z "${MPIRUN_SH_UNBLOCKED:-}" ] && [ -r /proc/$$/status ] && ! grep -q '^SigBlk:[[:space:]]*0*$' /proc/$$/status; then
+    MPIRUN_SH_UNBLOCKED=1 exec perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new()); exec @ARGV or die "mpirun.sh: cannot restart: $!\n"' -- "$0" "$@"
+fi
+
 usage() { echo "usage: scripts/mpirun.sh -np N [--hostfile FILE] [--bin PATH] [--mca KEY VALUE]... -- <acq-dist arguments>" >&2; exit 2; }
 fail() { echo "mpirun.sh: $*" >&2; exit 2; }
 
@@ -130,7 +136,10 @@ fifo="$(mktemp -u "${TMPDIR:-/tmp}/mpirun-sh.XXXXXX")"
 mkfifo "$fifo"
 trap 'rm -f "$fifo"' EXIT
 # Only stderr passes through the filter; stdout goes straight through.
-(trap '' INT TERM; exec awk "$condense" <"$fifo" 1>&2) &
+# mawk (Debian's awk) reads its input in blocks unless interactive: lines would arrive late.
+awk_flags=()
+awk -W version 2>/dev/null | grep -q mawk && awk_flags=(-W interactive)
+(trap '' INT TERM; exec awk "${awk_flags[@]}" "$condense" <"$fifo" 1>&2) &
 filter=$!
 setsid mpirun "${args[@]}" "${mca[@]}" "$bin" "${program[@]}" 2>"$fifo" &
 job=$!

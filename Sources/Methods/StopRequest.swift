@@ -18,12 +18,17 @@ public enum StopRequest {
     public static func install() {
         guard !installed else { return }
         installed = true
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
         for s in signals {
             Glibc.signal(s) { number in
                 if StopRequest.flag != 0 { _exit(128 + number) }
                 StopRequest.flag = number
             }
+            sigaddset(&unblock, s)
         }
+        // A launcher may have started this process with them blocked (the mask is inherited).
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     }
 
     /// The signal received on this rank since start, if any.

@@ -63,7 +63,7 @@ public final class ShardedCheckpoint {
             let data = try file.serialized()
             try writeDurably(data, to: partial.appendingPathComponent(Self.shardName(rank, of: size)).path)
             shardInfo = [Int64(data.count), Int64(crc32(of: data))]
-            try FaultInjection.pauseIfRequested(.afterShardWritten, rank: rank)
+            try FaultInjection.pauseIfRequested(.afterShardWritten, rank: rank, step: step)
         })
         let shards = try communicator.allGather(shardInfo)
 
@@ -88,7 +88,7 @@ public final class ShardedCheckpoint {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try writeDurably(try encoder.encode(manifest), to: partial.appendingPathComponent("manifest.json").path)
             syncDirectory(partial.path)
-            try FaultInjection.pauseIfRequested(.beforeCommit, rank: rank)
+            try FaultInjection.pauseIfRequested(.beforeCommit, rank: rank, step: step)
             // A checkpoint of the same step from an abandoned continuation is replaced.
             let replaced = directory.appendingPathComponent(".replaced-" + Self.folderName(step: step))
             let hadOld = FileManager.default.fileExists(atPath: final.path)

@@ -31,13 +31,15 @@ enum Launch {
     }
 
     /// Starts `executable` with `arguments`; output goes to files (no pipe can fill and block it).
-    static func start(_ executable: URL, _ arguments: [String], in folder: URL) throws -> RunningProcess {
-        try RunningProcess(executable, arguments, folder: folder)
+    static func start(_ executable: URL, _ arguments: [String], in folder: URL,
+                      environment: [String: String] = [:]) throws -> RunningProcess {
+        try RunningProcess(executable, arguments, folder: folder, environment: environment)
     }
 
     /// Runs to completion; a run that outlives `timeout` seconds is killed and reported.
-    static func run(_ executable: URL, _ arguments: [String], in folder: URL, timeout: Double = 240) throws -> Result {
-        try start(executable, arguments, in: folder).wait(timeout: timeout)
+    static func run(_ executable: URL, _ arguments: [String], in folder: URL, timeout: Double = 240,
+                    environment: [String: String] = [:]) throws -> Result {
+        try start(executable, arguments, in: folder, environment: environment).wait(timeout: timeout)
     }
 
     /// A fresh folder for one test's files.
@@ -54,7 +56,7 @@ final class RunningProcess {
     let started = Date()
     let commandLine: String
 
-    init(_ executable: URL, _ arguments: [String], folder: URL) throws {
+    init(_ executable: URL, _ arguments: [String], folder: URL, environment extra: [String: String] = [:]) throws {
         let tag = UUID().uuidString.prefix(8)
         outURL = folder.appendingPathComponent("stdout-\(tag).txt")
         errURL = folder.appendingPathComponent("stderr-\(tag).txt")
@@ -64,7 +66,7 @@ final class RunningProcess {
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
-        process.environment = environment
+        process.environment = environment.merging(extra) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         commandLine = ([executable.path] + arguments).joined(separator: " ")
@@ -82,6 +84,9 @@ final class RunningProcess {
         return Launch.Result(status: process.terminationStatus, out: text(outURL), err: text(errURL),
                              seconds: Date().timeIntervalSince(started))
     }
+
+    /// What the process has written to stderr so far.
+    var errorSoFar: String { text(errURL) }
 
     private func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
 }

@@ -107,6 +107,8 @@ public final class DataFreeTrainer {
         teacher.setMode(.eval)
         teacher.setRequiresGrad(false)
         reducer = communicator.size > 1 ? SynchronizedBatchStatistics(communicator: communicator) : nil
+        // The generator's batch norms normalise over the global batch from the first step on.
+        generator.setReducer(reducer)
         generatorArena = ParameterArena(model: generator)
         generatorParallel = try DataParallel(model: generator, arena: generatorArena, communicator: communicator, options: options)
         adam = Adam(generatorArena, beta1: 0.5, beta2: 0.999)
