@@ -58,7 +58,7 @@ struct ACQDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acq-dist",
         abstract: "Data-free low-bit quantization (ACQ, GDFQ) on a data-parallel CPU runtime.",
-        subcommands: [Eval.self, Pretrain.self, Finetune.self, Quantize.self, DataFree.self, Methods.self, CheckpointCommand.self, Bench.self, BenchParallel.self],
+        subcommands: [Eval.self, Pretrain.self, Finetune.self, Quantize.self, DataFree.self, Diagnose.self, Methods.self, CheckpointCommand.self, Bench.self, BenchParallel.self],
         defaultSubcommand: Eval.self)
 
     /// Runs a command body; a failure becomes one line on stderr and exit status 1.

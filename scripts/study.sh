@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The study (docs/acq.md, "The study"): on Fashion-MNIST, at each bit width and seed,
+#
+#   ptq    quantize --method ptq                          (Gaussian-noise calibration, data-free)
+#   gdfq   datafree --method gdfq
+#   acm    datafree --method acq --pair-weight 0 --cons-weight 0   (GDFQ + condition/ACM)
+#   pair   datafree --method acq --cons-weight 0                   (+ paired loss)
+#   acq    datafree --method acq                                   (+ consistency = ACQ)
+#   qat    quantize --method qat                          (REAL training data: not data-free)
+#
+# then `diagnose --json` on every data-free run's generator and once on real test images, and
+# the table of final test accuracies (mean ± sample sd over seeds) and diagnostics in
+# <out>/table.md (scripts/study-table.py). Every run has its own folder under <out>; a run whose
+# result exists is skipped, so the same command resumes an interrupted study.
+# Data-free runs go through scripts/mpirun.sh with --ranks N > 1; quantize and diagnose are
+# single-process commands and always run directly with --threads.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+usage() {
+    cat >&2 <<'EOF'
+usage: scripts/study.sh [--preset quick|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
+                        [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
+EOF
+    exit 2
+}
+fail() { echo "study.sh: $*" >&2; exit 2; }
+
+preset=default seeds=3 bits="4 3" ranks=1 threads=$(nproc)
+out="runs/study-$(date -u +%Y%m%d)"
+bin="${ACQ_DIST_BIN:-$root/.build/release/acq-dist}"
+teacher="$root/models/resnet20-fashion-mnist.safetensors"
+test_limit="" student_lr="" samples=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples)
+            [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; usage; }
+            v="$2"
+            case "$1" in
+                --preset) preset="$v" ;; --seeds) seeds="$v" ;; --bits) bits="$v" ;; --ranks) ranks="$v" ;;
+                --threads) threads="$v" ;; --out) out="$v" ;; --bin) bin="$v" ;; --teacher) teacher="$v" ;;
+                --test-limit) test_limit="$v" ;; --student-lr) student_lr="$v" ;; --samples) samples="$v" ;;
+            esac
+            shift 2 ;;
+        -h|--help) usage ;;
+        *) echo "study.sh: unknown option '$1'" >&2; usage ;;
+    esac
+done
+
+positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || fail "$1 needs a positive integer, got '$2'"; }
+positive --seeds "$seeds"
+positive --ranks "$ranks"
+positive --threads "$threads"
+[ -z "$test_limit" ] || positive --test-limit "$test_limit"
+[ -z "$samples" ] || positive --samples "$samples"
+for b in $bits; do [[ "$b" =~ ^[2-8]$ ]] || fail "--bits takes widths from 2 to 8, got '$b'"; done
+[ -n "${bits// /}" ] || fail "--bits is empty"
+[ -x "$bin" ] || fail "$bin is not an executable (build with 'swift build -c release', or pass --bin / set ACQ_DIST_BIN)"
+[ -r "$teacher" ] || fail "teacher file $teacher does not exist (--teacher)"
+command -v python3 >/dev/null || fail "python3 is not on PATH (the table needs it)"
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+
+# Preset: data-free steps, warm-up, global batch (also the diagnostics' batch), calibration
+# batches, student learning rate; PTQ's noise batches; QAT's training images; diagnostic samples.
+# default is the setting of the first data-free runs in docs/results.md.
+case "$preset" in
+    quick)   steps=2    warmup=1   batch=8  calib=1  lr=1e-3 ptq=(--calibration-batches 2 --calibration-batch-size 16)
+             qat=(--epochs 1 --train-limit 256 --batch-size 128 --calibration-batches 2) diag=64 ;;
+    default) steps=400  warmup=200 batch=64 calib=20 lr=1e-4 ptq=() qat=(--epochs 1) diag=1024 ;;
+    long)    steps=2000 warmup=400 batch=64 calib=20 lr=1e-4 ptq=() qat=(--epochs 3) diag=1024 ;;
+    *) fail "--preset must be quick, default or long, got '$preset'" ;;
+esac
+[ -z "$student_lr" ] || lr="$student_lr"
+[ -z "$samples" ] || diag="$samples"
+(( diag % batch == 0 )) || fail "--samples $diag must be a multiple of the preset's batch of $batch"
+limit=()
+[ -z "$test_limit" ] || limit=(--test-limit "$test_limit")
+
+mkdir -p "$out"
+# A resumed study must be the same study: refuse a folder holding runs of other settings.
+settings="preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
+if [ -f "$out/settings.txt" ]; then
+    [ "$(cat "$out/settings.txt")" = "$settings" ] || fail "$out holds a study with other settings ($(cat "$out/settings.txt")); use another --out"
+else
+    echo "$settings" > "$out/settings.txt"
+fi
+echo "study.sh: $settings, seeds $seeds, bits $bits, $ranks rank(s), into $out"
+
+# run NAME COMMAND...: runs an acq-dist command with its output in <out>/NAME/log.txt.
+run() {
+    local name="$1"; shift
+    mkdir -p "$out/$name"
+    echo "study.sh: $name: $*" | sed "s|$bin|acq-dist|"
+    local start=$SECONDS
+    if ! "$@" > "$out/$name/log.txt" 2>&1; then
+        tail -n 5 "$out/$name/log.txt" >&2
+        fail "$name failed; its output is in $out/$name/log.txt"
+    fi
+    echo "study.sh: $name done in $((SECONDS - start)) s"
+}
+
+datafree_done() { [ -f "$1/generator.safetensors" ] && tail -n 1 "$1/metrics.jsonl" 2>/dev/null | grep -q student_after_accuracy; }
+
+datafree() {  # datafree NAME BITS SEED ARGS...
+    local name="$1" b="$2" seed="$3"; shift 3
+    datafree_done "$out/$name" && { echo "study.sh: $name: done already"; return; }
+    local args=(datafree "$@" --model "$teacher" --wbits "$b" --abits "$b" --seed "$seed" --steps "$steps"
+                --warmup-steps "$warmup" --batch-size "$batch" --calibration-steps "$calib" --student-lr "$lr"
+                --run-dir "$out/$name" "${limit[@]}")
+    if [ "$ranks" -gt 1 ]; then
+        run "$name" bash "$root/scripts/mpirun.sh" -np "$ranks" --bin "$bin" -- "${args[@]}"
+    else
+        run "$name" "$bin" "${args[@]}" --threads "$threads"
+    fi
+}
+
+quantize() {  # quantize NAME BITS SEED ARGS...
+    local name="$1" b="$2" seed="$3"; shift 3
+    [ -f "$out/$name/student.safetensors" ] && { echo "study.sh: $name: done already"; return; }
+    run "$name" "$bin" quantize "$@" --teacher "$teacher" --wbits "$b" --abits "$b" --seed "$seed" \
+        --run-dir "$out/$name" "${limit[@]}" --threads "$threads"
+}
+
+diagnose() {  # diagnose FOLDER SOURCE-ARGS...: writes FOLDER/diagnostics.json
+    local folder="$1"; shift
+    [ -s "$folder/diagnostics.json" ] && return
+    if ! "$bin" diagnose "$@" --model "$teacher" --samples "$diag" --batch-size "$batch" --json --threads "$threads" \
+            > "$folder/diagnostics.json.tmp" 2> "$folder/diagnose.log"; then
+        cat "$folder/diagnose.log" >&2
+        fail "diagnose failed for $folder (see $folder/diagnose.log)"
+    fi
+    mv "$folder/diagnostics.json.tmp" "$folder/diagnostics.json"
+    echo "study.sh: diagnostics of $folder: $(cat "$folder/diagnostics.json")"
+}
+
+mkdir -p "$out/real"
+diagnose "$out/real" --real
+for b in $bits; do
+    for ((seed = 0; seed < seeds; seed++)); do
+        tag="w${b}a${b}-seed$seed"
+        quantize "ptq-$tag" "$b" "$seed" --method ptq "${ptq[@]}"
+        datafree "gdfq-$tag" "$b" "$seed" --method gdfq
+        datafree "acm-$tag" "$b" "$seed" --method acq --pair-weight 0 --cons-weight 0
+        datafree "pair-$tag" "$b" "$seed" --method acq --cons-weight 0
+        datafree "acq-$tag" "$b" "$seed" --method acq
+        quantize "qat-$tag" "$b" "$seed" --method qat "${qat[@]}"
+        for m in gdfq acm pair acq; do diagnose "$out/$m-$tag" --generator "$out/$m-$tag/generator.safetensors" --seed "$seed"; done
+    done
+done
+python3 "$root/scripts/study-table.py" "$out"
