@@ -3,7 +3,8 @@ import PackageDescription
 
 // Module graph (one-way): CBLAS, CPUKernelsAVX512 -> TensorCore -> Autodiff -> NN -> Checkpoint -> Quantization -> Methods -> acq-dist.
 // Safetensors and Data depend on TensorCore only. See docs/architecture.md.
-// Distributed (NN, and MPI through CMPI and CMPIShims) sits beside Checkpoint; Methods uses it.
+// Distributed (NN, and MPI through CMPI and CMPIShims) sits beside Checkpoint; ShardedCheckpoint (Distributed,
+// Safetensors) and Imaging (zlib only) sit beside Quantization; Methods uses all of them.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -44,11 +45,11 @@ let package = Package(
         // Fake-quantized students, observers, and the integer model they export to.
         .target(name: "Quantization", dependencies: ["NN", "Checkpoint", "Safetensors"], swiftSettings: optimize),
         .target(name: "Methods",
-                dependencies: ["NN", "Checkpoint", "Data", "Quantization", "Distributed", "ShardedCheckpoint",
+                dependencies: ["NN", "Checkpoint", "Data", "Quantization", "Distributed", "ShardedCheckpoint", "Imaging",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: optimize),
         .executableTarget(name: "acq-dist",
-                          dependencies: ["Methods", "Distributed",
+                          dependencies: ["Methods", "Distributed", "ShardedCheckpoint", "Safetensors",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: optimize),

@@ -59,7 +59,7 @@ struct ACQDist: ParsableCommand {
         commandName: "acq-dist",
         abstract: "Data-free low-bit quantization (ACQ, GDFQ) on a data-parallel CPU runtime.",
         subcommands: [Eval.self, Pretrain.self, Finetune.self, Quantize.self, DataFree.self, Diagnose.self, Methods.self, CheckpointCommand.self, Bench.self, BenchParallel.self],
-        defaultSubcommand: Eval.self)
+        defaultSubcommand: DataFree.self)
 
     /// Runs a command body; a failure becomes one line on stderr and exit status 1.
     static func reportingErrors(_ body: () throws -> Void) throws {

@@ -5,6 +5,7 @@ import Foundation
 import Methods
 import NN
 import Quantization
+import Safetensors
 import ShardedCheckpoint
 
 /// `acq-dist datafree`: GDFQ or ACQ on the shipped teacher, data-parallel under mpirun.
@@ -16,12 +17,14 @@ struct DataFree: ParsableCommand {
     @Option(help: "gdfq or acq.") var method: DataFreeMethod = .acq
     @Option(help: "The teacher (a model file from `acq-dist pretrain`).") var model: String = Eval.shippedTeacher
     @OptionGroup var quantization: QuantizationOptions
-    @Option(name: .customLong("batch-size"), help: "Global synthetic batch (even: pairs share label and position).") var batchSize = 64
-    @Option(help: "Student fine-tuning steps.") var steps = 400
-    @Option(name: .customLong("warmup-steps"), help: "Generator-only steps first.") var warmupSteps = 50
-    @Option(name: .customLong("calibration-steps"), help: "Generator batches that set the activation ranges.") var calibrationSteps = 20
-    @Option(name: .customLong("generator-lr")) var generatorLearningRate: Float = 1e-3
-    @Option(name: .customLong("student-lr")) var studentLearningRate: Float = 1e-3
+    @Option(help: "quick (a smoke run, about a minute), default (the main job: under 10 minutes on 2 cores) or long (the best result). Options given explicitly override it.")
+    var preset: DataFreePreset = .default
+    @Option(name: .customLong("batch-size"), help: "Global synthetic batch (even: pairs share label and position). Preset: 64.") var batchSizeOption: Int?
+    @Option(help: "Student fine-tuning steps. Preset: 60 / 400 / 2000.") var steps: Int?
+    @Option(name: .customLong("warmup-steps"), help: "Generator-only steps first. Preset: 40 / 200 / 400.") var warmupSteps: Int?
+    @Option(name: .customLong("calibration-steps"), help: "Generator batches that set the activation ranges. Preset: 20.") var calibrationSteps: Int?
+    @Option(name: .customLong("generator-lr"), help: "Preset: 1e-3.") var generatorLearningRate: Float?
+    @Option(name: .customLong("student-lr"), help: "Preset: see docs/acq.md.") var studentLearningRate: Float?
     @Option(name: .customLong("bns-weight")) var bnsWeight: Float = 0.1
     @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = 1
     @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = 0.1
@@ -33,13 +36,17 @@ struct DataFree: ParsableCommand {
     var convBNMode: String = "tune"
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/<method>-<time>).") var runDirectory: String?
     @Option(name: .customLong("test-limit"), help: "Measure accuracy on the first N test images only (quick runs).") var testLimit: Int?
-    @Option(name: .customLong("monitor-every"), help: "Measure the student every N fine-tuning steps on --monitor-images test images (0: only before and after).")
-    var monitorEvery = 0
+    @Option(name: .customLong("monitor-every"), help: "Measure the student every N fine-tuning steps on --monitor-images test images (0: only before and after). Preset: 20 / 50 / 200.")
+    var monitorEveryOption: Int?
     @Option(name: .customLong("monitor-images"), help: "Test images of each measurement during fine-tuning.") var monitorImages = 2000
     @OptionGroup var checkpoint: CheckpointFlags
     @OptionGroup var data: DataOptions
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var common: CommonOptions
+
+    var settings: DataFreePreset.Settings { preset.settings }
+    var batchSize: Int { batchSizeOption ?? settings.batchSize }
+    var monitorEvery: Int { monitorEveryOption ?? settings.monitorEvery }
 
     func validate() throws {
         guard batchSize >= 2 && batchSize % 2 == 0 else {
@@ -48,10 +55,13 @@ struct DataFree: ParsableCommand {
         guard positionRange > 0 && positionRange <= 1 else {
             throw ValidationError("--position-range must be in (0, 1] (positions live in [-1, 1]), got \(positionRange)")
         }
-        for (name, v) in [("--steps", steps), ("--calibration-steps", calibrationSteps)] where v < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(v)")
+        for (name, v) in [("--steps", steps), ("--calibration-steps", calibrationSteps)] where (v ?? 1) < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(v!)")
         }
-        guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be at least 0, got \(warmupSteps)") }
+        if let warmupSteps, warmupSteps < 0 { throw ValidationError("--warmup-steps must be at least 0, got \(warmupSteps)") }
+        for (name, v) in [("--generator-lr", generatorLearningRate), ("--student-lr", studentLearningRate)] {
+            if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(name) must be a positive number, got \(v)") }
+        }
         guard convBNMode == "tune" || convBNMode == "eval" else {
             throw ValidationError("--convbn-mode must be tune or eval, got '\(convBNMode)'")
         }
@@ -68,11 +78,11 @@ struct DataFree: ParsableCommand {
             var config = DataFreeConfig()
             config.method = method
             config.batchSize = batchSize
-            config.steps = steps
-            config.warmupSteps = warmupSteps
-            config.calibrationSteps = calibrationSteps
-            config.generatorLearningRate = generatorLearningRate
-            config.studentLearningRate = studentLearningRate
+            config.steps = steps ?? settings.steps
+            config.warmupSteps = warmupSteps ?? settings.warmupSteps
+            config.calibrationSteps = calibrationSteps ?? settings.calibrationSteps
+            config.generatorLearningRate = generatorLearningRate ?? settings.generatorLearningRate
+            config.studentLearningRate = studentLearningRate ?? settings.studentLearningRate
             config.positionRange = positionRange
             config.seed = seed
             config.convBNMode = convBNMode == "tune" ? .tune : .eval
@@ -84,7 +94,15 @@ struct DataFree: ParsableCommand {
             config.acq.condition = noCondition ? .none : .heatMap
             let q = quantization.config
             try q.validate()
-            let (teacher, metadata) = try ModelFile.load(URL(fileURLWithPath: model), expectedRole: "teacher")
+            let teacherURL = URL(fileURLWithPath: model)
+            guard FileManager.default.fileExists(atPath: teacherURL.path) else { throw RunError("teacher file \(model) does not exist") }
+            // The BNS loss matches the teacher's batch-norm statistics: a file without them (BN
+            // folded into the convolutions) cannot be a data-free teacher, whatever else it holds.
+            let names = try SafetensorsFile.read(contentsOf: teacherURL).names
+            guard names.contains(where: { $0.hasSuffix("running_mean") }) else {
+                throw RunError("\(model): the teacher has no batch-norm statistics (no running_mean tensors), which the BNS loss matches; use a model with its BatchNorm layers, not one with BN folded away")
+            }
+            let (teacher, metadata) = try ModelFile.load(teacherURL, expectedRole: "teacher")
             let fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder; the replicas are equal.
@@ -100,16 +118,42 @@ struct DataFree: ParsableCommand {
                                          communicator: job.communicator, parallel: parallel.dataParallel,
                                          checkpoints: checkpoints, monitor: monitor)
             guard let folder else { return }
-            print("\(method.rawValue) \(q.name), \(steps) steps, batch \(batchSize) over \(job.size) rank(s), seed \(seed) (test accuracy on \(test.count) real images)")
+            print("\(method.rawValue) \(q.name), preset \(preset.rawValue): \(config.warmupSteps) warm-up + \(config.steps) steps, batch \(batchSize) over \(job.size) rank(s), seed \(seed) (test accuracy on \(test.count) real images)")
             print(String(format: "  teacher                       %6.2f %%", 100 * result.teacherAccuracy))
             print(String(format: "  student before fine-tuning    %6.2f %%", 100 * result.studentBeforeAccuracy))
             print(String(format: "  student after fine-tuning     %6.2f %%", 100 * result.studentAfterAccuracy))
-            print("  student and metrics.jsonl in \(folder.url.path)")
+            print("  in \(folder.url.path): student.safetensors, generator.safetensors, metrics.jsonl, plot.png, samples.png, samples/, checkpoints/")
         }
     }
 }
 
 extension DataFreeMethod: ExpressibleByArgument {}
+
+/// The step counts and rates of `acq-dist datafree` (and of `acq-dist` with no arguments).
+enum DataFreePreset: String, ExpressibleByArgument, CaseIterable {
+    case quick, `default`, long
+
+    struct Settings {
+        var batchSize = 64
+        var warmupSteps: Int
+        var calibrationSteps = 20
+        var steps: Int
+        var generatorLearningRate: Float = 1e-3
+        var studentLearningRate: Float
+        var monitorEvery: Int
+    }
+
+    var settings: Settings {
+        switch self {
+        case .quick: return Settings(warmupSteps: 40, steps: 60, studentLearningRate: DataFreePreset.studentLearningRate, monitorEvery: 20)
+        case .default: return Settings(warmupSteps: 200, steps: 400, studentLearningRate: DataFreePreset.studentLearningRate, monitorEvery: 50)
+        case .long: return Settings(warmupSteps: 400, steps: 2000, studentLearningRate: DataFreePreset.studentLearningRate, monitorEvery: 200)
+        }
+    }
+
+    /// The student's rate, from the sweep in docs/acq.md.
+    static let studentLearningRate: Float = 1e-4
+}
 
 /// `acq-dist methods`: the data-free methods and what they optimise.
 struct Methods: ParsableCommand {

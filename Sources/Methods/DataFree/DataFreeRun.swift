@@ -116,6 +116,14 @@ public func runDataFree(_ config: DataFreeConfig, teacher: ResNet, metadata: Mod
                              "seed": "\(config.seed)", "test_accuracy": String(format: "%.4f", after),
                              "data": "synthetic (data-free); real test set used only to measure"]
     if let folder {
+        let names = teacher.config.classes == FashionMNIST.classNames.count && metadata.imageShape == [1, 28, 28]
+            ? FashionMNIST.classNames : nil
+        try RunFigures.writeSamples(trainer, metadata: metadata, classNames: names, folder: folder)
+        if let url = metrics.url {
+            try RunFigures.writePlot(metrics: url, warmupSteps: config.warmupSteps,
+                                     title: "\(config.method.rawValue.uppercased()) \(quantization.name): losses and student accuracy",
+                                     to: folder.file("plot.png"))
+        }
         try StudentFile.save(student, metadata: studentMetadata, to: folder.file("student.safetensors"))
         try ModelFile.save(trainer.generator, metadata: ModelMetadata(role: "generator", architecture: teacher.config,
                                                                    imageShape: metadata.imageShape, mean: metadata.mean,
