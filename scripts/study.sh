@@ -19,7 +19,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 usage() {
     cat >&2 <<'EOF'
-usage: scripts/study.sh [--preset quick|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
+usage: scripts/study.sh [--preset quick|short|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
                         [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
 EOF
     exit 2
@@ -66,9 +66,10 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 case "$preset" in
     quick)   steps=2    warmup=1   batch=8  calib=1  lr=1e-3 ptq=(--calibration-batches 2 --calibration-batch-size 16)
              qat=(--epochs 1 --train-limit 256 --batch-size 128 --calibration-batches 2) diag=64 ;;
+    short)   steps=200  warmup=100 batch=64 calib=20 lr=1e-4 ptq=() qat=(--epochs 1 --train-limit 19200) diag=1024 ;;
     default) steps=400  warmup=200 batch=64 calib=20 lr=1e-4 ptq=() qat=(--epochs 1) diag=1024 ;;
     long)    steps=2000 warmup=400 batch=64 calib=20 lr=1e-4 ptq=() qat=(--epochs 3) diag=1024 ;;
-    *) fail "--preset must be quick, default or long, got '$preset'" ;;
+    *) fail "--preset must be quick, short, default or long, got '$preset'" ;;
 esac
 [ -z "$student_lr" ] || lr="$student_lr"
 [ -z "$samples" ] || diag="$samples"

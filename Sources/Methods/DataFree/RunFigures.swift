@@ -91,12 +91,18 @@ enum RunFigures {
             let name = key == "student" ? "student loss (CE + KD)" : key == "generator" ? "generator loss (weighted sum)" : "\(key) loss"
             panels.append(PlotPanel(title: name, series: [Series(name: name, points: points)], markers: [Double(warmupSteps)]))
         }
-        let accuracy = records.compactMap { r -> (x: Double, y: Double)? in
-            guard let step = r["step"] as? Int, let value = r["student_accuracy"] as? Double else { return nil }
-            return (Double(step), 100 * value)
+        // Measurements during fine-tuning use a slice of the test set; the others all of it.
+        func accuracy(monitored: Bool) -> [(x: Double, y: Double)] {
+            records.compactMap { r in
+                guard let step = r["step"] as? Int, let value = r["student_accuracy"] as? Double,
+                      (r["student_accuracy_images"] != nil) == monitored else { return nil }
+                return (Double(step), 100 * value)
+            }
         }
-        panels.append(PlotPanel(title: "student test accuracy %", series: [Series(name: "student accuracy %", points: accuracy)],
-                                markers: [Double(warmupSteps)]))
+        let slice = records.compactMap { $0["student_accuracy_images"] as? Int }.first
+        var series = [Series(name: "all test images", points: accuracy(monitored: false))]
+        if let slice { series.append(Series(name: "first \(slice) test images", points: accuracy(monitored: true))) }
+        panels.append(PlotPanel(title: "student test accuracy %", series: series, markers: [Double(warmupSteps)]))
         let rows = (panels.count + 1) / 2
         try LinePlot(panels: panels, columns: 2, title: title).render(width: 1100, height: 60 + 260 * rows).write(to: url)
     }
