@@ -49,13 +49,16 @@ public struct FinetuneConfig: Codable, Sendable {
 }
 
 /// Fine-tunes `model` in place (see `FinetuneConfig`), evaluates on `test` after every
-/// `evalEvery` epochs and at the end, and saves the model to `output` after every epoch with
-/// `metadata` (the pretrained model's, with notes of the fine-tuning). Every rank calls it with
-/// the same configuration; rank 0 writes.
+/// `evalEvery` epochs and at the end, and saves the model to `output` once fine-tuning is
+/// complete, with `metadata` (the pretrained model's, with notes of the fine-tuning). Every rank
+/// calls it with the same configuration; rank 0 writes. With `checkpoints` (identity
+/// `RunIdentity.finetune`, taken of `model` before this call) it resumes and saves as they say;
+/// a run stopped by a signal throws `RunStopped` and writes no `output`.
 public func finetune(_ model: ResNet, metadata pretrained: ModelMetadata, _ config: FinetuneConfig,
                      train fullTrain: Dataset, test: Dataset, output: URL, metrics: MetricsLog, logger: Logger,
                      command: String, communicator: any Communicator = SingleProcessCommunicator(),
-                     parallel options: DataParallel.Options = DataParallel.Options()) throws -> PretrainResult {
+                     parallel options: DataParallel.Options = DataParallel.Options(),
+                     checkpoints: RunCheckpoints? = nil) throws -> PretrainResult {
     guard config.convBNMode == .tune || config.convBNMode == .eval else {
         throw RunError("--convbn-mode must be tune or eval, got \(config.convBNMode.rawValue)")
     }
@@ -83,11 +86,11 @@ public func finetune(_ model: ResNet, metadata pretrained: ModelMetadata, _ conf
     metadata.notes["finetune_convbn_mode"] = config.convBNMode.rawValue
     metadata.notes["finetune_dataset"] = train.name
     let testAccuracy = try runEpochs(trainer, label: "finetune", epochs: config.epochs, evalEvery: config.evalEvery,
-                                     test: test, communicator: communicator, metrics: metrics, logger: logger) { epoch, accuracy in
-        metadata.notes["test_accuracy"] = String(format: "%.4f", accuracy)
-        metadata.notes["finetune_epochs"] = "\(epoch)"
-        if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
-    }
+                                     test: test, communicator: communicator, metrics: metrics, logger: logger,
+                                     checkpoints: checkpoints)
+    metadata.notes["test_accuracy"] = String(format: "%.4f", testAccuracy)
+    metadata.notes["finetune_epochs"] = "\(config.epochs)"
+    if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
     return PretrainResult(model: model, metadata: metadata, testAccuracy: testAccuracy)
 }
 

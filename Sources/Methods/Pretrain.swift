@@ -33,15 +33,18 @@ public struct PretrainResult {
 }
 
 /// Trains the teacher, evaluates on `test` after every `evalEvery` epochs, and saves the model
-/// to `output` (and the metrics to `metrics`).
+/// to `output` once training is complete (and the metrics to `metrics`).
 ///
 /// Runs data-parallel over `communicator`'s ranks: every rank must call it with the same
 /// configuration (checked at the start). Rank 0 writes the model; `metrics`, `logger` and the
-/// progress of the other ranks are expected to be quiet.
+/// progress of the other ranks are expected to be quiet. With `checkpoints` (identity
+/// `RunIdentity.pretrain`) it resumes and saves as they say; a run stopped by a signal throws
+/// `RunStopped` and leaves its checkpoint, not a half-trained model at `output`.
 public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: Dataset,
                      output: URL, metrics: MetricsLog, logger: Logger, command: String,
                      communicator: any Communicator = SingleProcessCommunicator(),
-                     parallel options: DataParallel.Options = DataParallel.Options()) throws -> PretrainResult {
+                     parallel options: DataParallel.Options = DataParallel.Options(),
+                     checkpoints: RunCheckpoints? = nil) throws -> PretrainResult {
     let train = try trainingSet(fullTrain, limit: config.trainLimit, batchSize: config.batchSize)
     try StartupChecks.verifySameConfiguration(
         PretrainJob(config: config, parallel: options, train: DatasetSummary(train), test: DatasetSummary(test)),
@@ -60,13 +63,13 @@ public func pretrain(_ config: PretrainConfig, train fullTrain: Dataset, test: D
                                  notes: ["command": command, "seed": "\(config.seed)", "dataset": train.name,
                                          "ranks": "\(communicator.size)"])
     let testAccuracy = try runEpochs(trainer, label: "pretrain", epochs: config.epochs, evalEvery: config.evalEvery,
-                                     test: test, communicator: communicator, metrics: metrics, logger: logger) { epoch, accuracy in
-        // Saved every epoch: a run that stops early still leaves its latest model. The replicas
-        // are equal, so rank 0's copy is the model.
-        metadata.notes["test_accuracy"] = String(format: "%.4f", accuracy)
-        metadata.notes["epochs"] = "\(epoch)"
-        if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
-    }
+                                     test: test, communicator: communicator, metrics: metrics, logger: logger,
+                                     checkpoints: checkpoints)
+    // Written once training is complete: a run that stops early leaves its checkpoints instead
+    // (`--checkpoint-every` for more of them). The replicas are equal, so rank 0's copy is the model.
+    metadata.notes["test_accuracy"] = String(format: "%.4f", testAccuracy)
+    metadata.notes["epochs"] = "\(config.epochs)"
+    if isWriter { try ModelFile.save(model, metadata: metadata, to: output) }
     return PretrainResult(model: model, metadata: metadata, testAccuracy: testAccuracy)
 }
 

@@ -51,32 +51,45 @@ public struct QATConfig: Codable, Sendable {
     public init() {}
 }
 
-/// Runs QAT (see `QATConfig`); returns the mean training loss of the last epoch.
+/// Runs QAT (see `QATConfig`); returns the mean training loss of the last epoch. With
+/// `checkpoints` (identity `RunIdentity.qat`) it resumes and saves as they say: a resumed run
+/// skips the calibration (the ranges are in the checkpoint) and continues the uninterrupted
+/// run's steps and metrics exactly; a stop asked for by a signal ends it with `RunStopped`.
 public func quantizationAwareTraining(_ student: QuantizedResNet, teacher: ResNet, train fullTrain: Dataset,
-                                      config: QATConfig, metrics: MetricsLog, logger: Logger) throws -> Double {
+                                      config: QATConfig, metrics: MetricsLog, logger: Logger,
+                                      checkpoints: RunCheckpoints? = nil) throws -> Double {
     let train = try trainingSet(fullTrain, limit: config.trainLimit, batchSize: config.batchSize)
     let sampler = EpochSampler(count: train.count, seed: config.seed)
     func batch(_ step: Int) -> (Tensor, [Int]) {
         train.batch(indices: sampler.globalBatch(step: step, batchSize: config.batchSize),
                     augment: config.augment ? .standard : nil, seed: config.seed, step: step)
     }
-    logger.info("qat: calibrating activation ranges on \(config.calibrationBatches) real training batches of \(config.batchSize)")
-    student.calibrate(batches: config.calibrationBatches) { batch($0).0 }
-
-    teacher.setMode(.eval)
-    teacher.setRequiresGrad(false)
-    student.setMode(.eval)
     let arena = ParameterArena(model: student)
     let sgd = SGD(arena, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay)
     let stepsPerEpoch = sampler.stepsPerEpoch(batchSize: config.batchSize)
     let totalSteps = stepsPerEpoch * config.epochs
+    var loop = QATLoopState()
+    if let (state, _) = try checkpoints?.resumeSameKind(template: loop.trainingState(student: student, optimizer: sgd)) {
+        let source = checkpoints!.lastSaved!.folder.path
+        loop = try QATLoopState.restore(state, student: student, optimizer: sgd, source: source)
+        guard loop.step <= totalSteps else {
+            throw RunError("checkpoint \(source): step \(loop.step) does not fit this run of \(totalSteps) steps")
+        }
+    } else {
+        logger.info("qat: calibrating activation ranges on \(config.calibrationBatches) real training batches of \(config.batchSize)")
+        student.calibrate(batches: config.calibrationBatches) { batch($0).0 }
+    }
+    try metrics.continue(at: loop.step)
+
+    teacher.setMode(.eval)
+    teacher.setRequiresGrad(false)
+    student.setMode(.eval)
     let schedule = CosineSchedule(base: config.learningRate, totalSteps: totalSteps)
     let kdWeight = config.distillationWeight ?? 1 / Float(train.classes)
     logger.info("qat \(student.quantization.name) on REAL data \(train.name): \(train.count) images, \(config.epochs) epoch(s) of \(stepsPerEpoch) steps, batch \(config.batchSize), lr \(config.learningRate) cosine, KD weight \(kdWeight) at T \(config.temperature)")
     let progress = Progress(label: "qat", total: totalSteps, logger: logger)
-    var window: (loss: Double, steps: Int) = (0, 0)
-    var lastEpochLoss = 0.0
-    for step in 0..<totalSteps {
+    while loop.step < totalSteps {
+        let step = loop.step
         let (images, labels) = batch(config.calibrationBatches + step)
         arena.zeroGradients()
         let target = withoutGradients { teacher(Variable(images)) }
@@ -89,15 +102,17 @@ public func quantizationAwareTraining(_ student: QuantizedResNet, teacher: ResNe
         sgd.step(learningRate: lr)
         let value = Double(loss.value.item)
         guard value.isFinite else { throw RunError("qat diverged at step \(step): loss is \(value) (try a lower --lr)") }
-        window.loss += value
-        window.steps += 1
+        loop.windowLoss += value
+        loop.windowSteps += 1
         metrics.write(["step": step, "loss": value, "lr": Double(lr)])
-        progress.update(step + 1, String(format: "loss %.4f lr %.5f", window.loss / Double(window.steps), lr))
-        if (step + 1) % stepsPerEpoch == 0 {
-            lastEpochLoss = window.loss / Double(window.steps)
-            window = (0, 0)
+        progress.update(step + 1, String(format: "loss %.4f lr %.5f", loop.windowLoss / Double(loop.windowSteps), lr))
+        loop.step += 1
+        if loop.step % stepsPerEpoch == 0 {
+            loop.lastEpochLoss = loop.windowLoss / Double(loop.windowSteps)
+            (loop.windowLoss, loop.windowSteps) = (0, 0)
         }
+        try checkpoints?.afterStep(loop.step, total: totalSteps) { loop.trainingState(student: student, optimizer: sgd) }
     }
     progress.finish()
-    return lastEpochLoss
+    return loop.lastEpochLoss
 }

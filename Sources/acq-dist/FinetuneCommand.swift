@@ -21,7 +21,8 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("train-limit"), help: "Use only the first N training images (quick runs).") var trainLimit: Int?
     @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only (quick runs).") var testLimit: Int?
     @Option(help: "Where to write the fine-tuned model (rank 0 writes it).") var output: String = "runs/finetuned.safetensors"
-    @Option(name: .customLong("run-dir"), help: "Run folder for metrics.jsonl (default: runs/finetune-<time>).") var runDirectory: String?
+    @Option(name: .customLong("run-dir"), help: "Run folder for metrics.jsonl and checkpoints (default: runs/finetune-<time>).") var runDirectory: String?
+    @OptionGroup var checkpoint: CheckpointFlags
     @OptionGroup var data: DataOptions
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var common: CommonOptions
@@ -34,6 +35,7 @@ struct Finetune: ParsableCommand {
             throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)")
         }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        try checkpoint.validate(runDirectory: runDirectory)
     }
 
     func run() throws {
@@ -59,8 +61,12 @@ struct Finetune: ParsableCommand {
             let train = try data.load(.train), fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             let isWriter = job.rank == 0
-            let folder = isWriter ? try RunFolder(name: "finetune", explicit: runDirectory) : nil
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"))
+            let (folder, path) = try job.runFolder(name: "finetune", explicit: checkpoint.runDirectory(explicit: runDirectory))
+            // The identity hashes the starting weights, before fine-tuning changes them in place.
+            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
+                                             run: try RunIdentity.finetune(config, model: net, train: train, test: test),
+                                             communicator: job.communicator, logger: logger)
+            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
             let outputURL = URL(fileURLWithPath: output)
             if isWriter {
                 try FileManager.default.createDirectory(at: outputURL.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -68,7 +74,7 @@ struct Finetune: ParsableCommand {
             let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             let result = try finetune(net, metadata: metadata, config, train: train, test: test, output: outputURL,
                                       metrics: metrics, logger: logger, command: command, communicator: job.communicator,
-                                      parallel: parallel.dataParallel)
+                                      parallel: parallel.dataParallel, checkpoints: checkpoints)
             if let folder {
                 print(String(format: "fine-tuned %@ (%@ mode): test accuracy %.2f%%; metrics in %@", output, mode.rawValue,
                              100 * result.testAccuracy, folder.file("metrics.jsonl").path))

@@ -15,8 +15,10 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Seed of initialisation, data order and augmentation.") var seed: UInt64 = 0
     @Flag(name: .customLong("no-augment"), help: "Train without flip and pad-and-crop.") var noAugment = false
     @Option(name: .customLong("train-limit"), help: "Use only the first N training images (quick runs).") var trainLimit: Int?
+    @Option(name: .customLong("test-limit"), help: "Evaluate on the first N test images only (quick runs).") var testLimit: Int?
     @Option(help: "Where to write the model (rank 0 writes it).") var output: String = "runs/teacher.safetensors"
-    @Option(name: .customLong("run-dir"), help: "Run folder for metrics.jsonl (default: runs/pretrain-<time>).") var runDirectory: String?
+    @Option(name: .customLong("run-dir"), help: "Run folder for metrics.jsonl and checkpoints (default: runs/pretrain-<time>).") var runDirectory: String?
+    @OptionGroup var checkpoint: CheckpointFlags
     @OptionGroup var data: DataOptions
     @OptionGroup var parallel: ParallelOptions
     @OptionGroup var common: CommonOptions
@@ -31,6 +33,8 @@ struct Pretrain: ParsableCommand {
         if let trainLimit, trainLimit < batchSize {
             throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)")
         }
+        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
+        try checkpoint.validate(runDirectory: runDirectory)
     }
 
     func run() throws {
@@ -46,11 +50,15 @@ struct Pretrain: ParsableCommand {
             config.seed = seed
             config.augment = !noAugment
             config.trainLimit = trainLimit
-            let train = try data.load(.train), test = try data.load(.test)
+            let train = try data.load(.train), fullTest = try data.load(.test)
+            let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder, the metrics and the model; the replicas are equal.
             let isWriter = job.rank == 0
-            let folder = isWriter ? try RunFolder(name: "pretrain", explicit: runDirectory) : nil
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"))
+            let (folder, path) = try job.runFolder(name: "pretrain", explicit: checkpoint.runDirectory(explicit: runDirectory))
+            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
+                                             run: try RunIdentity.pretrain(config, train: train, test: test),
+                                             communicator: job.communicator, logger: logger)
+            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
             let outputURL = URL(fileURLWithPath: output)
             if isWriter {
                 try FileManager.default.createDirectory(at: outputURL.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -58,7 +66,7 @@ struct Pretrain: ParsableCommand {
             let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             let result = try pretrain(config, train: train, test: test, output: outputURL, metrics: metrics,
                                       logger: logger, command: command, communicator: job.communicator,
-                                      parallel: parallel.dataParallel)
+                                      parallel: parallel.dataParallel, checkpoints: checkpoints)
             if let folder {
                 print(String(format: "teacher %@: test accuracy %.2f%%; metrics in %@", output,
                              100 * result.testAccuracy, folder.file("metrics.jsonl").path))

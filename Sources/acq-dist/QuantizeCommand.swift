@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Data
+import Distributed
 import Foundation
 import Logging
 import Methods
@@ -82,6 +83,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "Also write the integer model here (role \"integer\"; evaluate with `eval --integer`).")
     var export: String?
     @Option(name: .customLong("run-dir"), help: "Run folder (default: runs/quantize-<method>-<time>).") var runDirectory: String?
+    @OptionGroup(title: "Checkpoints (qat)") var checkpoint: CheckpointFlags
     @OptionGroup var data: DataOptions
     @OptionGroup var common: CommonOptions
 
@@ -96,6 +98,11 @@ struct Quantize: ParsableCommand {
         }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if let trainLimit, trainLimit < batchSize { throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)") }
+        // ptq is one calibration pass, nothing to checkpoint: refuse rather than ignore.
+        if method == .ptq && (checkpoint.every != nil || checkpoint.resume || checkpoint.resumeFrom != nil) {
+            throw ValidationError("--checkpoint-every, --resume and --resume-from apply to --method qat only")
+        }
+        try checkpoint.validate(runDirectory: runDirectory)
     }
 
     func run() throws {
@@ -110,7 +117,7 @@ struct Quantize: ParsableCommand {
             guard metadata.imageShape == [test.channels, test.height, test.width] else {
                 throw RunError("\(teacher) takes images \(metadata.imageShape), \(test.name) has [\(test.channels), \(test.height), \(test.width)]")
             }
-            let folder = try RunFolder(name: "quantize-\(method.rawValue)", explicit: runDirectory)
+            let folder = try RunFolder(name: "quantize-\(method.rawValue)", explicit: checkpoint.runDirectory(explicit: runDirectory))
             let inputRange = normalisedPixelRange(mean: metadata.mean, std: metadata.std)
             let student = try quantize(net, config: config, inputRange: inputRange)
             let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
@@ -131,8 +138,13 @@ struct Quantize: ParsableCommand {
                 (qat.epochs, qat.batchSize, qat.learningRate, qat.seed) = (epochs, batchSize, learningRate, seed)
                 (qat.calibrationBatches, qat.distillationWeight, qat.trainLimit) = (calibrationBatches, distillationWeight, trainLimit)
                 let train = try data.load(.train)
-                let metrics = try MetricsLog(url: folder.file("metrics.jsonl"))
-                _ = try quantizationAwareTraining(student, teacher: net, train: train, config: qat, metrics: metrics, logger: logger)
+                // One process: its checkpoints have one shard. The identity hashes the teacher.
+                let checkpoints = RunCheckpoints(directory: folder.file("checkpoints"), options: checkpoint.options,
+                                                 run: try RunIdentity.qat(qat, quantization: config, teacher: net, train: train),
+                                                 communicator: SingleProcessCommunicator(), logger: logger)
+                let metrics = try MetricsLog(url: folder.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
+                _ = try quantizationAwareTraining(student, teacher: net, train: train, config: qat, metrics: metrics,
+                                                  logger: logger, checkpoints: checkpoints)
                 let images = trainLimit.map { Swift.min($0, train.count) } ?? train.count
                 label = "qat \(config.name) (REAL training data, \(images) images, \(epochs) epoch(s): upper bound, not data-free)"
                 notes["training_data"] = "REAL \(train.name), \(images) images, \(epochs) epoch(s), lr \(learningRate)"

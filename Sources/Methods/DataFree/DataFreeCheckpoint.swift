@@ -24,17 +24,8 @@ extension DataFreeTrainer {
 
     /// Restores a state of `trainingState`'s layout; returns the next step and the measurements.
     public func restore(_ state: TrainingState, source: String) throws -> (nextStep: Int, measured: [String: Double]) {
-        func tensors(_ prefix: String, _ model: any Layer) throws {
-            let saved = state.group(prefix)
-            for (name, p) in model.namedState() {
-                guard let t = saved[name], t.shape == p.shape else {
-                    throw CheckpointError.stateMismatch(checkpoint: source, detail: "'\(prefix).\(name)' is missing or has another shape")
-                }
-                p.assign(t)
-            }
-        }
-        try tensors("generator", generator)
-        try tensors("student", student)
+        try restoreState(of: generator, from: state, prefix: "generator", source: source)
+        try restoreState(of: student, from: state, prefix: "student", source: source)
         try adam.loadState(state.group("optimizer.generator"))
         try sgd.loadState(state.group("optimizer.student"))
         var measured: [String: Double] = [:]
@@ -53,11 +44,7 @@ extension DataFreeTrainer {
         run["method"] = config.method.rawValue
         run["quantization"] = quantization
         run["teacher.architecture"] = "\(teacher.config)"
-        var hash = FNV1a()
-        for (_, p) in teacher.namedState() {
-            p.value.withUnsafeBufferPointer { hash.add(bytes: UnsafeRawBufferPointer($0)) }
-        }
-        run["teacher.weights_fnv1a"] = String(hash.value, radix: 16)
+        run["teacher.weights_fnv1a"] = RunIdentity.weightsHash(of: teacher)
         return run
     }
 }
