@@ -58,7 +58,7 @@ struct ACQDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acq-dist",
         abstract: "Data-free low-bit quantization (ACQ, GDFQ) on a data-parallel CPU runtime.",
-        subcommands: [Eval.self, Pretrain.self, Finetune.self, Quantize.self, DataFree.self, Diagnose.self, Methods.self, CheckpointCommand.self, Bench.self, BenchParallel.self],
+        subcommands: [Eval.self, Pretrain.self, Finetune.self, Quantize.self, DataFree.self, Diagnose.self, Methods.self, CheckpointCommand.self, Bench.self, BenchParallel.self, BenchCheckpoint.self],
         defaultSubcommand: DataFree.self)
 
     /// Runs a command body; a failure becomes one line on stderr and exit status 1.
@@ -137,6 +137,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("torch-ref"),
             help: "Command that prints PyTorch's figures (shared/tools/torch-ref); empty to skip.")
     var torchReference: String = "../shared/tools/torch-ref"
+    @Option(name: .customLong("torch-runs"), help: "Runs of the PyTorch reference per input (the median is reported).")
+    var torchRuns = 5
+    @Flag(name: .customLong("compare-torch"), help: "Fail instead of showing acq-dist alone when the PyTorch reference does not run.")
+    var compareTorch = false
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -151,23 +155,39 @@ struct Bench: ParsableCommand {
                 }
                 return dims
             }
-            print("acq-dist bench: ResNet-20, batch \(batch), \(Compute.threads) thread(s), \(Compute.convolutionKernels.rawValue) convolution kernels, median of \(repeats) x \(iterations) steps")
-            print("input      what        acq-dist img/s   torch img/s   ratio")
+            guard torchRuns >= 1 else { throw ValidationError("--torch-runs must be at least 1, got \(torchRuns)") }
+            guard !(compareTorch && torchReference.isEmpty) else { throw ValidationError("--compare-torch needs --torch-ref") }
+            let ceiling = median(measureSGEMMCeiling(threads: Compute.threads))
+            print("acq-dist bench: ResNet-20, batch \(batch), \(Compute.threads) thread(s), \(Compute.convolutionKernels.rawValue) convolution kernels; acq-dist: median of \(repeats) x \(iterations) steps, PyTorch: median of \(torchRuns) runs of its script")
+            print(String(format: "OpenBLAS SGEMM ceiling (1024^3, %d thread(s), median of 7): %.1f GFLOP/s", Compute.threads, ceiling))
+            print("input      what        acq-dist img/s   torch img/s   ratio   acq-dist GFLOP/s (of ceiling)   torch GFLOP/s")
             for shape in shapes {
-                var b = ThroughputBenchmark(config: ResNetConfig(depth: 20, inChannels: shape[0], classes: 10),
-                                            batch: batch, imageSize: shape[1])
+                let config = ResNetConfig(depth: 20, inChannels: shape[0], classes: 10)
+                var b = ThroughputBenchmark(config: config, batch: batch, imageSize: shape[1])
                 b.repeats = repeats
                 b.iterations = iterations
                 let ours = b.run()
-                let torch = torchReference.isEmpty ? nil
-                    : runTorchReference(torchReference, threads: Compute.threads, batch: batch, input: shape, logger: logger)
+                var runs: [(train: Double, inference: Double)] = []
+                if !torchReference.isEmpty {
+                    for _ in 0..<torchRuns {
+                        guard let r = runTorchReference(torchReference, threads: Compute.threads, batch: batch, input: shape, logger: logger) else { break }
+                        runs.append(r)
+                    }
+                    if compareTorch && runs.count < torchRuns {
+                        throw RunError("bench --compare-torch: the PyTorch reference '\(torchReference)' did not run")
+                    }
+                }
                 let name = shape.map(String.init).joined(separator: "x")
-                for (what, mine, theirs) in [("train step", ours.trainImagesPerSecond, torch?.train),
-                                             ("inference", ours.inferenceImagesPerSecond, torch?.inference)] {
+                let work = [FLOPCount.resnetTrainingStep(config, imageSize: shape[1]), FLOPCount.resnetForward(config, imageSize: shape[1])]
+                for (index, (what, mine)) in [("train step", ours.trainImagesPerSecond), ("inference", ours.inferenceImagesPerSecond)].enumerated() {
                     let m = median(mine)
+                    let theirs = runs.isEmpty ? nil : median(runs.map { index == 0 ? $0.train : $0.inference })
                     let t = theirs.map { String(format: "%11.1f", $0) } ?? "          -"
                     let r = theirs.map { String(format: "%6.2fx", m / $0) } ?? "      -"
-                    print(String(format: "%-10@ %-11@ %14.1f   %@   %@", name, what, m, t, r))
+                    let gflops = m * work[index] / 1e9
+                    let tg = theirs.map { String(format: "%8.1f", $0 * work[index] / 1e9) } ?? "       -"
+                    print(String(format: "%-10@ %-11@ %14.1f   %@   %@   %8.1f (%4.0f%%)                %@", name, what, m, t, r,
+                                 gflops, 100 * gflops / ceiling, tg))
                 }
             }
         }
