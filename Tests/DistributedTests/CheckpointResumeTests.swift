@@ -37,6 +37,19 @@ extension MPITests {
             .filter { $0["step"] != nil }
     }
 
+    /// Sends SIGTERM to a job under `scripts/mpirun.sh` (as a scheduler's pre-emption would)
+    /// once `ready()`, and checks that it saved and ended cleanly; returns the step it saved.
+    func stopBySIGTERM(_ job: RunningProcess, run: URL, when ready: () -> Bool) throws -> Int {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, job.process.isRunning, !ready() { usleep(20_000) }
+        job.process.terminate()
+        let stopped = try job.wait(timeout: 120)
+        #expect(stopped.status == 0, "stderr: \(stopped.err)")
+        #expect(stopped.err.contains("stopped by a signal after step"), "stderr: \(stopped.err)")
+        let name = try latest(run)
+        return try #require(Int(name.dropFirst(5)), "latest is '\(name)'")
+    }
+
     /// 40 steps on 2 ranks, against a run stopped by SIGTERM (as a scheduler's pre-emption)
     /// part-way and resumed: the same weights, bit for bit, and the same metrics log.
     @Test func aStoppedAndResumedACQRunIsTheUninterruptedOne() throws {
@@ -47,16 +60,9 @@ extension MPITests {
         try #require(r.status == 0, "status \(r.status)\n\(r.err)")
 
         let job = try Launch.start(Launch.script("mpirun.sh"), datafreeArguments(2, parts, []), in: folder)
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, (try? stepRecords(parts))?.contains(where: { $0["phase"] as? String == "finetune" }) != true {
-            usleep(50_000)
+        let step = try stopBySIGTERM(job, run: parts) {
+            (try? stepRecords(parts))?.contains { $0["phase"] as? String == "finetune" } == true
         }
-        job.process.terminate()
-        let stopped = try job.wait(timeout: 120)
-        #expect(stopped.status == 0, "stderr: \(stopped.err)")
-        #expect(stopped.err.contains("stopped by a signal after step"), "stderr: \(stopped.err)")
-        let name = try latest(parts)
-        let step = try #require(Int(name.dropFirst(5)), "latest is '\(name)'")
         #expect(step >= 10 && step < 40, "stopped at step \(step)")
 
         let resumed = try datafree(2, parts, ["--resume"], in: folder)

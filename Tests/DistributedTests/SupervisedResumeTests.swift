@@ -36,14 +36,7 @@ extension MPITests {
         try #require(r.status == 0, "status \(r.status)\n\(r.err)")
 
         let job = try Launch.start(Launch.script("mpirun.sh"), try pretrainArguments(parts, []), in: folder)
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, job.process.isRunning, ((try? stepRecords(parts))?.count ?? 0) < 4 { usleep(20_000) }
-        job.process.terminate()
-        let stopped = try job.wait(timeout: 120)
-        #expect(stopped.status == 0, "stderr: \(stopped.err)")
-        #expect(stopped.err.contains("stopped by a signal after step"), "stderr: \(stopped.err)")
-        let name = try latest(parts)
-        let step = try #require(Int(name.dropFirst(5)), "latest is '\(name)'")
+        let step = try stopBySIGTERM(job, run: parts) { ((try? stepRecords(parts))?.count ?? 0) >= 4 }
         #expect(step >= 4 && step < 40, "stopped at step \(step)")
         #expect(!FileManager.default.fileExists(atPath: parts.appendingPathComponent("teacher.safetensors").path),
                 "a stopped run must not write its half-trained model as --output")
