@@ -103,6 +103,7 @@ struct DataFree: ParsableCommand {
                 throw RunError("\(model): the teacher has no batch-norm statistics (no running_mean tensors), which the BNS loss matches; use a model with its BatchNorm layers, not one with BN folded away")
             }
             let (teacher, metadata) = try ModelFile.load(teacherURL, expectedRole: "teacher")
+            config.imageSize = metadata.imageShape.last ?? config.imageSize
             let fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder; the replicas are equal.

@@ -49,6 +49,23 @@ import TensorCore
         #expect(loss.isFinite && loss > 0)
     }
 
+    /// A CIFAR-shaped teacher gets 3x32x32 images from its generator, and a size the generator
+    /// cannot make is refused.
+    @Test func theGeneratorMakesImagesOfTheTeachersSize() throws {
+        var config = DataFreeConfig()
+        config.batchSize = 4
+        config.imageSize = 32
+        let teacher = ResNet(ResNetConfig(inChannels: 3), seed: 2)
+        let student = try quantize(teacher, config: QuantizationConfig(weightBits: 4, activationBits: 4),
+                                   inputRange: normalisedPixelRange(mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26]))
+        let trainer = try DataFreeTrainer(config: config, teacher: teacher, student: student)
+        let (images, _, terms) = try trainer.generatorStep(0, learningRate: 1e-3)
+        #expect(images.shape == [4, 3, 32, 32])
+        #expect(terms.values.allSatisfy { $0.isFinite })
+        config.imageSize = 30
+        #expect(throws: RunError.self) { _ = try DataFreeTrainer(config: config, teacher: teacher, student: student) }
+    }
+
     @Test func oddBatchesCannotFormPairs() throws {
         #expect(throws: RunError.self) { _ = try smallRun(.acq, batch: 7) }
         do { _ = try smallRun(.acq, batch: 7) } catch { #expect("\(error)".contains("pairs"), "\(error)") }

@@ -108,6 +108,7 @@ public struct TrainedGenerator {
         let file = try SafetensorsFile.read(contentsOf: url)
         metadata = try ModelFile.metadata(of: file, expectedRole: TrainedGenerator.role)
         var config = GeneratorConfig()
+        if let size = metadata.imageShape.last { config.imageSize = size }
         config.classes = metadata.architecture.classes
         config.channels = metadata.architecture.inChannels
         if let name = metadata.notes["condition"] {

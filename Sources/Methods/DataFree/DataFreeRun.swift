@@ -36,6 +36,10 @@ public func runDataFree(_ config: DataFreeConfig, teacher: ResNet, metadata: Mod
                         communicator: any Communicator = SingleProcessCommunicator(),
                         parallel options: DataParallel.Options = DataParallel.Options(),
                         checkpoints: RunCheckpoints? = nil, monitor: AccuracyMonitor? = nil) throws -> DataFreeResult {
+    guard metadata.imageShape.count == 3, metadata.imageShape[1] == config.imageSize, metadata.imageShape[2] == config.imageSize,
+          metadata.imageShape[0] == teacher.config.inChannels else {
+        throw RunError("the teacher takes images \(metadata.imageShape), the generator would make \(teacher.config.inChannels)x\(config.imageSize)x\(config.imageSize)")
+    }
     let student = try quantize(teacher, config: quantization,
                                inputRange: normalisedPixelRange(mean: metadata.mean, std: metadata.std))
     let trainer = try DataFreeTrainer(config: config, teacher: teacher, student: student,

@@ -25,6 +25,9 @@ public struct DataFreeConfig: Codable, Sendable {
     /// Half-width of the square the position condition is drawn from.
     public var positionRange: Float = 0.25
     public var seed: UInt64 = 0
+    /// Height and width of the generated images: the teacher's (28 for Fashion-MNIST, 32 for
+    /// CIFAR-10); a multiple of 4.
+    public var imageSize = 28
     /// How the student's frozen-BN conv blocks run: tune (BN folded into the conv at every
     /// forward, so the fake-quantized folded weight is the integer model's) or eval.
     public var convBNMode: Mode = .tune
@@ -91,6 +94,9 @@ public final class DataFreeTrainer {
         guard config.positionRange > 0 && config.positionRange <= 1 else {
             throw RunError("--position-range \(config.positionRange) is outside (0, 1]: positions live in [-1, 1]")
         }
+        guard config.imageSize >= 4 && config.imageSize % 4 == 0 else {
+            throw RunError("image size \(config.imageSize) is not a multiple of 4: the generator upsamples twice from a quarter of it")
+        }
         guard !teacher.batchNorms.isEmpty else {
             throw RunError("the teacher has no batch norm layers: the BNS loss needs their running statistics")
         }
@@ -100,6 +106,7 @@ public final class DataFreeTrainer {
         self.communicator = communicator
         objective = config.objective
         var g = GeneratorConfig()
+        g.imageSize = config.imageSize
         g.classes = teacher.config.classes
         g.channels = teacher.config.inChannels
         g.condition = objective.condition
