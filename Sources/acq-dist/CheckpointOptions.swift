@@ -7,8 +7,8 @@ import Methods
 struct CheckpointFlags: ParsableArguments {
     @Option(name: .customLong("checkpoint-every"), help: "Save a sharded checkpoint every N steps (also at the end and on SIGTERM/SIGINT/SIGUSR1).")
     var every: Int?
-    @Option(name: .customLong("keep-checkpoints"), help: "Complete checkpoints kept in the run folder; older ones are deleted.")
-    var keep = 3
+    @Option(name: .customLong("keep-checkpoints"), help: "Complete checkpoints kept in the run folder; older ones are deleted (default 3).")
+    var keep: Int?
     @Flag(help: "Continue the run in --run-dir from its latest checkpoint (older intact ones if that one is damaged).")
     var resume = false
     @Option(name: .customLong("resume-from"), help: "Continue from this checkpoint folder (<run>/checkpoints/step-N); the run folder defaults to <run>.")
@@ -16,7 +16,7 @@ struct CheckpointFlags: ParsableArguments {
 
     func validate(runDirectory: String?) throws {
         if let every, every < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(every)") }
-        guard keep >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1, got \(keep)") }
+        if let keep, keep < 1 { throw ValidationError("--keep-checkpoints must be at least 1, got \(keep)") }
         guard !(resume && resumeFrom != nil) else { throw ValidationError("--resume and --resume-from exclude each other") }
         if resume && runDirectory == nil {
             throw ValidationError("--resume needs --run-dir, the folder of the run to continue (or use --resume-from <checkpoint folder>)")
@@ -26,12 +26,15 @@ struct CheckpointFlags: ParsableArguments {
     var options: CheckpointOptions {
         var o = CheckpointOptions()
         o.every = every
-        o.keep = keep
+        o.keep = keep ?? o.keep
         o.resume = resume ? .latest : resumeFrom.map { .folder($0) }
         return o
     }
 
     /// The run folder to write: --run-dir, else the run a --resume-from checkpoint belongs to.
+    /// Whether any checkpoint option was given (a command without steps refuses them).
+    var isUsed: Bool { every != nil || keep != nil || resume || resumeFrom != nil }
+
     func runDirectory(explicit: String?) -> String? {
         explicit ?? resumeFrom.map { URL(fileURLWithPath: $0).deletingLastPathComponent().deletingLastPathComponent().path }
     }

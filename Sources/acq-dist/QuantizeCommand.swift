@@ -99,8 +99,8 @@ struct Quantize: ParsableCommand {
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         if let trainLimit, trainLimit < batchSize { throw ValidationError("--train-limit \(trainLimit) is below --batch-size \(batchSize)") }
         // ptq is one calibration pass, nothing to checkpoint: refuse rather than ignore.
-        if method == .ptq && (checkpoint.every != nil || checkpoint.resume || checkpoint.resumeFrom != nil) {
-            throw ValidationError("--checkpoint-every, --resume and --resume-from apply to --method qat only")
+        if method == .ptq && checkpoint.isUsed {
+            throw ValidationError("--checkpoint-every, --keep-checkpoints, --resume and --resume-from apply to --method qat only")
         }
         try checkpoint.validate(runDirectory: runDirectory)
     }

@@ -45,6 +45,7 @@ import Testing
         (["--preset", "huge"], "'huge' is invalid for '--preset"),
         (["--pair-weights", "1"], "Unknown option '--pair-weights'"),
         (["--resume"], "--resume needs --run-dir"),
+        (["--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1"),
     ])
     func badOptionsAreRefusedByName(_ arguments: [String], _ message: String) throws {
         let r = try runCLI(["datafree"] + arguments)
