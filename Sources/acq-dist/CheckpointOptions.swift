@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Logging
 import Methods
 
 /// Checkpoint options of the training commands.
@@ -48,4 +49,26 @@ extension Job {
         let bytes = try communicator.broadcastBytes(Array((folder?.url.path ?? "").utf8), root: 0)
         return (folder, URL(fileURLWithPath: String(decoding: bytes, as: UTF8.self)))
     }
+}
+
+/// What a data-parallel training command writes: the run folder (rank 0), its checkpoints and
+/// its metrics log, the last opened for resuming when the flags resume.
+struct RunOutputs {
+    let folder: RunFolder?
+    let checkpoints: RunCheckpoints
+    let metrics: MetricsLog
+
+    init(job: Job, name: String, runDirectory: String?, flags: CheckpointFlags, identity: [String: String],
+         logger: Logger) throws {
+        let (folder, path) = try job.runFolder(name: name, explicit: flags.runDirectory(explicit: runDirectory))
+        self.folder = folder
+        checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: flags.options,
+                                     run: identity, communicator: job.communicator, logger: logger)
+        metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: flags.options.resume != nil)
+    }
+}
+
+extension ACQDist {
+    /// This invocation as a user would type it, for the provenance notes of the files it writes.
+    static var commandLine: String { (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ") }
 }

@@ -107,12 +107,11 @@ struct DataFree: ParsableCommand {
             let fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder; the replicas are equal.
-            let (folder, path) = try job.runFolder(name: method.rawValue, explicit: checkpoint.runDirectory(explicit: runDirectory))
-            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
-                                             run: try DataFreeTrainer.runIdentity(config: config, teacher: teacher, quantization: q.name),
-                                             communicator: job.communicator, logger: logger)
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
-            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let outputs = try RunOutputs(job: job, name: method.rawValue, runDirectory: runDirectory, flags: checkpoint,
+                                         identity: try DataFreeTrainer.runIdentity(config: config, teacher: teacher, quantization: q.name),
+                                         logger: logger)
+            let (folder, checkpoints, metrics) = (outputs.folder, outputs.checkpoints, outputs.metrics)
+            let command = ACQDist.commandLine
             let monitor = monitorEvery > 0 ? AccuracyMonitor(every: monitorEvery, images: test.prefix(min(monitorImages, test.count))) : nil
             let result = try runDataFree(config, teacher: teacher, metadata: metadata, quantization: q, test: test,
                                          folder: folder, metrics: metrics, logger: logger, command: command,

@@ -61,17 +61,16 @@ struct Finetune: ParsableCommand {
             let train = try data.load(.train), fullTest = try data.load(.test)
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             let isWriter = job.rank == 0
-            let (folder, path) = try job.runFolder(name: "finetune", explicit: checkpoint.runDirectory(explicit: runDirectory))
             // The identity hashes the starting weights, before fine-tuning changes them in place.
-            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
-                                             run: try RunIdentity.finetune(config, model: net, train: train, test: test),
-                                             communicator: job.communicator, logger: logger)
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
+            let outputs = try RunOutputs(job: job, name: "finetune", runDirectory: runDirectory, flags: checkpoint,
+                                         identity: try RunIdentity.finetune(config, model: net, train: train, test: test),
+                                         logger: logger)
+            let (folder, checkpoints, metrics) = (outputs.folder, outputs.checkpoints, outputs.metrics)
             let outputURL = URL(fileURLWithPath: output)
             if isWriter {
                 try FileManager.default.createDirectory(at: outputURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             }
-            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let command = ACQDist.commandLine
             let result = try finetune(net, metadata: metadata, config, train: train, test: test, output: outputURL,
                                       metrics: metrics, logger: logger, command: command, communicator: job.communicator,
                                       parallel: parallel.dataParallel, checkpoints: checkpoints)

@@ -54,16 +54,14 @@ struct Pretrain: ParsableCommand {
             let test = testLimit.map { fullTest.prefix($0) } ?? fullTest
             // Rank 0 writes the run folder, the metrics and the model; the replicas are equal.
             let isWriter = job.rank == 0
-            let (folder, path) = try job.runFolder(name: "pretrain", explicit: checkpoint.runDirectory(explicit: runDirectory))
-            let checkpoints = RunCheckpoints(directory: path.appendingPathComponent("checkpoints"), options: checkpoint.options,
-                                             run: try RunIdentity.pretrain(config, train: train, test: test),
-                                             communicator: job.communicator, logger: logger)
-            let metrics = try MetricsLog(url: folder?.file("metrics.jsonl"), resuming: checkpoint.options.resume != nil)
+            let outputs = try RunOutputs(job: job, name: "pretrain", runDirectory: runDirectory, flags: checkpoint,
+                                         identity: try RunIdentity.pretrain(config, train: train, test: test), logger: logger)
+            let (folder, checkpoints, metrics) = (outputs.folder, outputs.checkpoints, outputs.metrics)
             let outputURL = URL(fileURLWithPath: output)
             if isWriter {
                 try FileManager.default.createDirectory(at: outputURL.deletingLastPathComponent(), withIntermediateDirectories: true)
             }
-            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let command = ACQDist.commandLine
             let result = try pretrain(config, train: train, test: test, output: outputURL, metrics: metrics,
                                       logger: logger, command: command, communicator: job.communicator,
                                       parallel: parallel.dataParallel, checkpoints: checkpoints)

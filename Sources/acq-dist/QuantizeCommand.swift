@@ -120,7 +120,7 @@ struct Quantize: ParsableCommand {
             let folder = try RunFolder(name: "quantize-\(method.rawValue)", explicit: checkpoint.runDirectory(explicit: runDirectory))
             let inputRange = normalisedPixelRange(mean: metadata.mean, std: metadata.std)
             let student = try quantize(net, config: config, inputRange: inputRange)
-            let command = (["acq-dist"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let command = ACQDist.commandLine
             var notes = ["command": command, "teacher": teacher, "method": method.rawValue, "quantization": config.name]
 
             let teacherAccuracy = evaluate(net, on: test).accuracy
