@@ -81,6 +81,8 @@ public final class DataFreeTrainer {
     let adam: Adam
     let sgd: SGD
     let objective: any GeneratorObjective
+    /// Where the generator's biases before batch norm sit in its flat gradient buffer.
+    let exactlyZeroGradients: [Range<Int>]
 
     public init(config: DataFreeConfig, teacher: ResNet, student: QuantizedResNet,
                 communicator: any Communicator = SingleProcessCommunicator(),
@@ -119,6 +121,8 @@ public final class DataFreeTrainer {
         generatorArena = ParameterArena(model: generator)
         generatorParallel = try DataParallel(model: generator, arena: generatorArena, communicator: communicator, options: options)
         adam = Adam(generatorArena, beta1: 0.5, beta2: 0.999)
+        let zeroed = Set(generator.biasesBeforeBatchNorm.map(ObjectIdentifier.init))
+        exactlyZeroGradients = generatorArena.entries.filter { zeroed.contains(ObjectIdentifier($0.parameter)) }.map(\.range)
         try student.setConvBNMode(config.convBNMode)
         studentArena = ParameterArena(model: student)
         studentParallel = try DataParallel(model: student, arena: studentArena, communicator: communicator, options: options)
@@ -170,10 +174,9 @@ public final class DataFreeTrainer {
     /// Sets the gradients of the generator's biases before batch norm to their exact value, 0,
     /// so that they stay at their initial values whatever the number of ranks.
     func zeroExactlyZeroGradients() {
-        let zeroed = Set(generator.biasesBeforeBatchNorm.map(ObjectIdentifier.init))
         generatorArena.gradients.withSharedMutableBufferPointer { g in
-            for entry in generatorArena.entries where zeroed.contains(ObjectIdentifier(entry.parameter)) {
-                (g.baseAddress! + entry.range.lowerBound).update(repeating: 0, count: entry.range.count)
+            for range in exactlyZeroGradients {
+                (g.baseAddress! + range.lowerBound).update(repeating: 0, count: range.count)
             }
         }
     }
