@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import ShardedCheckpoint
 
-/// When a training command saves and whether it resumes (`--checkpoint-every`, `--keep`,
+/// When a training command saves and whether it resumes (`--checkpoint-every`, `--keep-checkpoints`,
 /// `--resume`, `--resume-from`).
 public struct CheckpointOptions: Sendable {
     public enum Resume: Sendable, Equatable {
