@@ -72,6 +72,66 @@ public final class DataParallel {
         try buckets.finish()
     }
 
+    /// Backward with every parameter gradient added up in `SampleTree` order over the global
+    /// batch: the gradient in `arena.gradients` then has the same bits on any number of ranks
+    /// (`backward`'s bucketed all-reduce adds rank sums in an order that depends on the split).
+    ///
+    /// - loss: this rank's share of the global loss (per-sample terms already weighted by
+    ///   local/global), seeded with 1.
+    /// - samples: this rank's samples as indices into the global batch of `globalCount`; the
+    ///   ranks hold consecutive runs in rank order.
+    /// Every parameter's gradient must come from ops that keep sample order (conv2d, linear,
+    /// batch norm in train mode, embedding), each parameter used once. Each rank sends its node
+    /// sums (one tree node for power-of-two splits), every rank combines them: traffic of an
+    /// all-gather of the gradient, twice an all-reduce's for 2 ranks, more for many.
+    public func backwardInSampleOrder(_ loss: Variable, samples: Range<Int>, globalCount: Int) throws {
+        let tree = SampleTree(count: globalCount)
+        let context = SampleOrderedGradients(tree: tree, samples: samples)
+        context.collect { loss.backward() }
+        let count = arena.count
+        var packed = [Float](repeating: 0, count: context.nodes.count * count)
+        for entry in arena.entries {
+            guard let sums = context.nodeSums(of: entry.parameter.variable) else {
+                precondition(entry.parameter.grad == nil,
+                             "parameter '\(entry.name)' has a gradient from an op that does not add it up in sample order")
+                continue
+            }
+            for (k, t) in sums.enumerated() {
+                t.withUnsafeBufferPointer { src in
+                    packed.withUnsafeMutableBufferPointer { dst in
+                        (dst.baseAddress! + k * count + entry.range.lowerBound).update(from: src.baseAddress!, count: entry.range.count)
+                    }
+                }
+            }
+        }
+        let bounds = try communicator.allGather([Int64(samples.lowerBound), Int64(samples.upperBound)])
+        var next = 0
+        for (r, b) in bounds.enumerated() {
+            guard Int(b[0]) == next, b[1] >= b[0] else {
+                throw StartupCheckError(rank: r, cause: "its samples \(b[0])..<\(b[1]) do not follow rank \(r - 1)'s, which end at \(next): ranks must hold consecutive runs of the global batch")
+            }
+            next = Int(b[1])
+        }
+        guard next == globalCount else {
+            throw StartupCheckError(rank: bounds.count - 1, cause: "the ranks' samples end at \(next), not at the global batch of \(globalCount)")
+        }
+        let gathered = try communicator.allGather(packed)
+        var place: [Range<Int>: (rank: Int, index: Int)] = [:]
+        for (r, b) in bounds.enumerated() {
+            for (k, node) in tree.nodes(covering: Int(b[0])..<Int(b[1])).enumerated() { place[node] = (r, k) }
+        }
+        let total = tree.combine(tree.root, known: { node in
+            place[node].map { Array(gathered[$0.rank][($0.index * count)..<(($0.index + 1) * count)]) }
+        }, add: { a, b in
+            var sum = a
+            sum.withUnsafeMutableBufferPointer { s in b.withUnsafeBufferPointer { t in for i in 0..<count { s[i] += t[i] } } }
+            return sum
+        })
+        arena.gradients.withSharedMutableBufferPointer { g in
+            total.withUnsafeBufferPointer { g.baseAddress!.update(from: $0.baseAddress!, count: count) }
+        }
+    }
+
     /// Copies every parameter's gradient into the flat buffer and sums the buffer over ranks,
     /// bucket by bucket: for gradients made outside `backward` (accumulated over several
     /// sweeps, or the benchmark of the all-reduce alone).

@@ -1,20 +1,24 @@
 import Autodiff
 import NN
+import TensorCore
 
 /// Batch statistics summed over every rank of a communicator: train-mode batch norm then
 /// normalises with the mean and variance of the global batch, and its backward uses the global
 /// sums of dy and dy * xhat (SyncBatchNorm), also when ranks hold different numbers of samples.
+/// Every rank gathers every rank's per-sample rows and adds them in `SampleTree` order, so the
+/// statistics have the same bits on any number of ranks.
 public final class SynchronizedBatchStatistics: BatchStatisticsReducer {
     public let communicator: any Communicator
 
     public init(communicator: any Communicator) { self.communicator = communicator }
 
-    /// Sums in place over ranks. A failure aborts the job: this runs inside a forward or backward
-    /// that cannot throw, and a rank that carried on would leave its peers waiting in the next
-    /// collective.
-    public func allReduceSum(_ values: inout [Double]) {
+    /// A failure aborts the job: this runs inside a forward or backward that cannot throw, and
+    /// a rank that carried on would leave its peers waiting in the next collective.
+    public func sumOverRows(_ perRow: [Double], width: Int) -> [Double] {
         do {
-            try communicator.allReduceSum(&values)
+            let all = try communicator.allGather(perRow).flatMap { $0 }
+            precondition(all.count % width == 0, "rows of \(width) values gathered as \(all.count) values")
+            return SampleTree(count: all.count / width).sum(all, width: width)
         } catch {
             communicator.abort("synchronised batch norm: \(error)")
         }

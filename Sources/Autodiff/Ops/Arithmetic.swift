@@ -72,6 +72,17 @@ public func embedding(_ table: Variable, indices: [Int]) -> Variable {
         }
     }
     return record(y, [table]) { gy, _ in
+        if collectsSampleOrder(table) != nil {
+            // Each sample's row of the table gradient is its dy in its label's row, zero elsewhere.
+            let n = indices.count
+            var perSample = [Float](repeating: 0, count: n * rows * dim)
+            gy.withUnsafeBufferPointer { g in
+                for (r, i) in indices.enumerated() {
+                    for j in 0..<dim { perSample[(r * rows + i) * dim + j] = g[r * dim + j] }
+                }
+            }
+            return [sampleOrderedGradient(perSample, samples: n, shape: [rows, dim], leaf: table)]
+        }
         var gt = Tensor.zeros([rows, dim])
         gy.withUnsafeBufferPointer { g in
             gt.withUnsafeMutableBufferPointer { d in
@@ -134,8 +145,19 @@ public func selectRows(_ x: Variable, _ indices: [Int]) -> Variable {
 /// its own elements, gets the same value, and backward sends g / (global count) to its own.
 /// Without a reducer, `mean`.
 public func globalMean(_ x: Variable, reducer: BatchStatisticsReducer?) -> Variable {
-    var sums = [Double(x.value.sum()), Double(x.value.count)]
-    reducer?.allReduceSum(&sums)
+    // Per row of the leading axis: its sum and element count, added over the global batch in
+    // sample order.
+    let rows = x.value.rank == 0 ? 1 : x.shape[0]
+    let width = x.value.count / Swift.max(rows, 1)
+    var perRow = [Double](repeating: Double(width), count: 2 * rows)
+    x.value.withUnsafeBufferPointer { v in
+        for r in 0..<rows {
+            var s: Double = 0
+            for i in 0..<width { s += Double(v[r * width + i]) }
+            perRow[2 * r] = s
+        }
+    }
+    let sums = sumOverRows(perRow, width: 2, reducer: reducer)
     let total = sums[1]
     precondition(total > 0, "globalMean of no elements")
     let shape = x.shape

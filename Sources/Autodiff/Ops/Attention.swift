@@ -110,9 +110,8 @@ public func weightedCentroid(_ p: Variable) -> Variable {
 public func channelMoments(_ x: Variable, reducer: BatchStatisticsReducer? = nil) -> Variable {
     let xv = x.value
     let c = xv.shape[1]
-    let (s, q) = xv.channelSums()
-    var sums = s + q + [Double(xv.count / Swift.max(c, 1))]
-    reducer?.allReduceSum(&sums)
+    let sums = sumOverRows(xv.channelSumsPerSample(appending: Double(xv.count / Swift.max(xv.shape[0] * c, 1))),
+                           width: 2 * c + 1, reducer: reducer)
     let total = sums[2 * c]
     let mean = (0..<c).map { sums[$0] / total }
     let variance = (0..<c).map { Swift.max(sums[c + $0] / total - mean[$0] * mean[$0], 0) }

@@ -1,12 +1,5 @@
 import TensorCore
 
-/// Sums per-channel statistics across the processes that share one global batch
-/// (synchronised batch norm). The single-process reducer leaves them as they are.
-public protocol BatchStatisticsReducer: AnyObject {
-    /// Element-wise sum of `values` over all participants, in place.
-    func allReduceSum(_ values: inout [Double])
-}
-
 /// Batch statistics of one batch-norm forward: mean and biased variance per channel, and the
 /// number of elements they were computed over (across all ranks when reduced).
 public struct BatchStatistics {
@@ -25,10 +18,10 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
     let xv = x.value
     precondition(xv.rank >= 2, "batch norm input must be [N, C, ...], got \(xv.shape)")
     let c = xv.shape[1]
-    // One reduction message: sum x per channel, sum x^2 per channel, element count.
-    let (s, q) = xv.channelSums()
-    var sums = s + q + [Double(xv.count / Swift.max(c, 1))]
-    reducer?.allReduceSum(&sums)
+    // One reduction: per sample, sum x and sum x^2 per channel and the element count, added
+    // over the global batch in sample order.
+    let sums = sumOverRows(xv.channelSumsPerSample(appending: Double(xv.count / Swift.max(xv.shape[0] * c, 1))),
+                           width: 2 * c + 1, reducer: reducer)
     let total = sums[2 * c]
     precondition(total > 0, "batch norm over an empty batch")
     let mean = (0..<c).map { sums[$0] / total }
@@ -46,14 +39,12 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
     if let beta { inputs.append(beta) }
     let hasGamma = gamma != nil, hasBeta = beta != nil
     let out = record(y, inputs, saving: [xv]) { gy, needs in
-        // Per channel: sum dy and sum dy * (x - mean); xhat = (x - mean) * invStd.
-        let (sg, sgx) = gy.channelDotSums(with: xv, center: meanF)
-        let localDBeta = Tensor(shape: [c], scalars: sg.map { Float($0) })
-        let localDGamma = Tensor(shape: [c], scalars: (0..<c).map { Float(sgx[$0]) * invStd[$0] })
+        // Per sample and channel: sum dy and sum dy * (x - mean); xhat = (x - mean) * invStd.
+        let perSample = gy.channelDotSumsPerSample(with: xv, center: meanF)
+        let n = xv.shape[0]
         var gx: Tensor? = nil
         if needs[0] {
-            var red = sg + sgx
-            reducer?.allReduceSum(&red)
+            let red = sumOverRows(perSample, width: 2 * c, reducer: reducer)
             // dx = k (dy - mean(dy) - xhat mean(dy xhat)) with k = gamma * invStd, rewritten as
             // dy * alpha + x * beta + gamma per channel.
             var alpha = [Float](repeating: 0, count: c), beta = alpha, shift = alpha
@@ -66,10 +57,17 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
             }
             gx = gy.channelLinearCombination(xv, alpha: alpha, beta: beta, gamma: shift)
         }
-        // Parameter gradients stay local: the gradient all-reduce sums them over ranks.
+        // Parameter gradients stay local (the gradient all-reduce sums them over ranks), each
+        // sample's part added in sample order.
         var result: [Tensor?] = [gx]
-        if hasGamma { result.append(localDGamma) }
-        if hasBeta { result.append(localDBeta) }
+        if let gamma, needs[1] {
+            let rows = (0..<(n * c)).map { Float(perSample[($0 / c) * 2 * c + c + $0 % c]) * invStd[$0 % c] }
+            result.append(sampleOrderedGradient(rows, samples: n, shape: [c], leaf: gamma))
+        } else if hasGamma { result.append(nil) }
+        if let beta, needs[hasGamma ? 2 : 1] {
+            let rows = (0..<(n * c)).map { Float(perSample[($0 / c) * 2 * c + $0 % c]) }
+            result.append(sampleOrderedGradient(rows, samples: n, shape: [c], leaf: beta))
+        } else if hasBeta { result.append(nil) }
         return result
     }
     return (out, stats)

@@ -148,6 +148,12 @@ public final class DataFreeTrainer {
     /// One generator step at global step `step`; returns this rank's detached images and labels
     /// and each loss term's value over the global batch.
     public func generatorStep(_ step: Int, learningRate: Float) throws -> (images: Tensor, labels: [Int], terms: [String: Double]) {
+        // Each sample computed on its own and every batch sum in sample order: the generator
+        // takes the same steps on any number of ranks (docs/acq.md, "Rank counts").
+        try Compute.withSampleIndependentKernels { try sampleIndependentGeneratorStep(step, learningRate: learningRate) }
+    }
+
+    private func sampleIndependentGeneratorStep(_ step: Int, learningRate: Float) throws -> (images: Tensor, labels: [Int], terms: [String: Double]) {
         let range = localRange
         let batch = self.batch(step, range)
         generatorArena.zeroGradients()
@@ -160,8 +166,10 @@ public final class DataFreeTrainer {
             fraction: Float(range.count) / Float(config.batchSize), reducer: reducer))
         var total = terms[0].loss * terms[0].weight
         for t in terms.dropFirst() { total = total + t.loss * t.weight }
-        // Every term is already this rank's share of the global loss: backward with seed 1.
-        try generatorParallel.backward(total, localCount: config.batchSize, globalCount: config.batchSize)
+        // Every term is already this rank's share of the global loss: backward with seed 1,
+        // gradients added up in sample order, so that the run does not depend on the number
+        // of ranks (docs/acq.md, "Rank counts").
+        try generatorParallel.backwardInSampleOrder(total, samples: range, globalCount: config.batchSize)
         zeroExactlyZeroGradients()
         adam.step(learningRate: learningRate)
         // Per-sample terms add up over ranks; global ones are the same everywhere.

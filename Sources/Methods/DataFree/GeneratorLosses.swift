@@ -81,11 +81,14 @@ public func pairedLoss(_ attention: Attention, noise z: Tensor, reducer: BatchSt
     let a = attention.scaled
     let numerator = globalMean(abs(selectRows(a, even) - selectRows(a, odd)), reducer: reducer)
     let width = z.shape[1]
-    var zSums = [0.0, Double(n / 2 * width)]
+    // Per pair: sum |z_2k - z_2k+1| and its element count, added over the global batch's pairs.
+    var perPair = [Double](repeating: Double(width), count: n)
     for k in 0..<(n / 2) {
-        for j in 0..<width { zSums[0] += Double(Swift.abs(z[flat: (2 * k) * width + j] - z[flat: (2 * k + 1) * width + j])) }
+        var s: Double = 0
+        for j in 0..<width { s += Double(Swift.abs(z[flat: (2 * k) * width + j] - z[flat: (2 * k + 1) * width + j])) }
+        perPair[2 * k] = s
     }
-    reducer?.allReduceSum(&zSums)
+    let zSums = sumOverRows(perPair, width: 2, reducer: reducer)
     let denominator = Float(zSums[0] / zSums[1])
     return reciprocal(numerator * (1 / denominator) + 1e-5)
 }

@@ -99,6 +99,35 @@ extension Tensor {
         return (sums, dots)
     }
 
+    /// Per sample and channel: sum of x and sum of x^2, as rows of 2C values per sample
+    /// (sums, then squares), for reductions in `SampleTree` order; `appending` values end
+    /// every row (an element count).
+    public func channelSumsPerSample(appending extra: Double...) -> [Double] {
+        perSampleChannelRuns(self, self, extra: extra) { x, _, count, _ in
+            var vs = Lanes(), vq = Lanes()
+            var i = 0
+            while i + 16 <= count { let v = loadLanes(x + i); vs += v; vq += v * v; i += 16 }
+            var ts = vs.sum(), tq = vq.sum()
+            while i < count { ts += x[i]; tq += x[i] * x[i]; i += 1 }
+            return (ts, tq)
+        }
+    }
+
+    /// Per sample and channel: sum of this gradient and sum of gradient * (x - center), as
+    /// rows of 2C values per sample (the batch-norm backward sums, before any reduction).
+    public func channelDotSumsPerSample(with x: Tensor, center: [Float]) -> [Double] {
+        precondition(shape == x.shape, "channelDotSumsPerSample: \(shape) vs \(x.shape)")
+        return perSampleChannelRuns(self, x, extra: []) { g, v, count, ch in
+            let m = Lanes(repeating: center[ch])
+            var vs = Lanes(), vd = Lanes()
+            var i = 0
+            while i + 16 <= count { let gv = loadLanes(g + i); vs += gv; vd += gv * (loadLanes(v + i) - m); i += 16 }
+            var ts = vs.sum(), td = vd.sum()
+            while i < count { ts += g[i]; td += g[i] * (v[i] - center[ch]); i += 1 }
+            return (ts, td)
+        }
+    }
+
     /// y = x * scale[c] + shift[c] per channel.
     public func channelAffine(scale: [Float], shift: [Float]) -> Tensor {
         let l = ChannelLayout(shape)
@@ -156,3 +185,32 @@ extension Tensor {
         return out
     }
 }
+
+/// Runs `body` over every (sample, channel) run of `a` and `b` (same shape) and returns rows of
+/// 2C doubles per sample, the first and second results of each run, then `extra`.
+private func perSampleChannelRuns(_ a: Tensor, _ b: Tensor, extra: [Double],
+                                  _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> (Float, Float)) -> [Double] {
+    let l = ChannelLayout(a.shape)
+    let width = 2 * l.c + extra.count
+    var rows = [Double](repeating: 0, count: l.n * width)
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            rows.withUnsafeMutableBufferPointer { r in
+                let pieces = Compute.ranges(l.c)
+                Compute.parallelFor(pieces.count) { piece in
+                    for ch in pieces[piece] {
+                        for n in 0..<l.n {
+                            let off = (n * l.c + ch) * l.inner
+                            let (u, v) = body(ap.baseAddress! + off, bp.baseAddress! + off, l.inner, ch)
+                            r[n * width + ch] = Double(u)
+                            r[n * width + l.c + ch] = Double(v)
+                        }
+                    }
+                }
+                for n in 0..<l.n { for (k, e) in extra.enumerated() { r[n * width + 2 * l.c + k] = e } }
+            }
+        }
+    }
+    return rows
+}
+

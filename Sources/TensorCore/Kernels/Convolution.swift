@@ -153,7 +153,7 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: In
     if let bias { precondition(bias.shape == [g.outChannels], "conv2d bias must be [\(g.outChannels)], got \(bias.shape)") }
     let hw = g.outHeight * g.outWidth
     var y = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
-    let per = g.imagesPerGEMM
+    let per = Compute.sampleIndependent ? 1 : g.imagesPerGEMM
     let pieces = Compute.ranges(g.batch)
     if Compute.convolutionKernels == .avx512 {
         let shape = g.avx512Shape
@@ -225,7 +225,7 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
     precondition(gradOutput.shape == [g.batch, g.outChannels, g.outHeight, g.outWidth],
                  "conv2d gradient shape \(gradOutput.shape) does not match output")
     let hw = g.outHeight * g.outWidth
-    let per = g.imagesPerGEMM
+    let per = Compute.sampleIndependent ? 1 : g.imagesPerGEMM
     let pieces = Compute.ranges(g.batch)
     // With stride 1 the input gradient is itself a convolution: gy with the kernel flipped and
     // its channel axes swapped, padding k-1-p. That GEMM has k*k*O inner products per output
@@ -344,5 +344,46 @@ extension Tensor {
             }
         }
         return out
+    }
+}
+
+// MARK: - Per-image weight gradients
+
+/// The weight gradient of each image on its own, for sums that must not depend on how the
+/// batch is split (`SampleTree`): row n of `rows` receives image n's gradient [O, C, k, k].
+/// - x: [N, C, H, W]; gradOutput: [N, O, Ho, Wo]; rows: N * O*C*k*k floats.
+/// Each image runs on one thread, images in parallel, so the rows do not depend on the thread
+/// count either.
+public func conv2dWeightGradientPerImage(_ x: Tensor, weightShape: [Int], gradOutput: Tensor, stride: Int, padding: Int,
+                                         into rows: UnsafeMutablePointer<Float>) {
+    let g = ConvGeometry(input: x.shape, weight: weightShape, stride: stride, padding: padding)
+    precondition(gradOutput.shape == [g.batch, g.outChannels, g.outHeight, g.outWidth],
+                 "conv2d gradient shape \(gradOutput.shape) does not match output")
+    let hw = g.outHeight * g.outWidth
+    let wCount = g.outChannels * g.patch
+    let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
+    rows.initialize(repeating: 0, count: g.batch * wCount)
+    let byAVX512 = Compute.convolutionKernels == .avx512
+    x.withUnsafeBufferPointer { xp in
+        gradOutput.withUnsafeBufferPointer { gyp in
+            Compute.parallelFor(g.batch) { n in
+                let (xi, gi, gw) = (xp.baseAddress! + n * inImage, gyp.baseAddress! + n * outImage, rows + n * wCount)
+                if byAVX512 {
+                    let shape = g.avx512Shape
+                    if shape.stride == 1 {
+                        convolutionWeightGradientStride1AVX512(shape, x: xi, gy: gi, gw: gw, images: 1)
+                    } else {
+                        convolutionWeightGradientAVX512(shape, x: xi, gy: gi, gw: gw, images: 1)
+                    }
+                } else {
+                    let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * hw)
+                    defer { cols.deallocate() }
+                    im2col(g, x: xi, images: 1, cols: cols, ldc: hw)
+                    // gW[O, patch] = gy[O, hw] * cols[patch, hw]^T
+                    sgemm(transA: false, transB: true, m: g.outChannels, n: g.patch, k: hw,
+                          a: gi, lda: hw, b: cols, ldb: hw, c: gw, ldc: g.patch)
+                }
+            }
+        }
     }
 }

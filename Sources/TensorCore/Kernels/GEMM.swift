@@ -38,9 +38,22 @@ extension Tensor {
         let (k2, n) = transposeOther ? (other.shape[1], other.shape[0]) : (other.shape[0], other.shape[1])
         precondition(k == k2, "matmul inner dimensions differ: \(shape) x \(other.shape)")
         var out = Tensor(uninitializedShape: [m, n])
+        let rowByRow = Compute.sampleIndependent && !transposeSelf && m > 1
         withUnsafeBufferPointer { a in
             other.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in
+                    if rowByRow {
+                        // Row i of the product from row i of self alone (sample-independent).
+                        let pieces = Compute.ranges(m)
+                        Compute.parallelFor(pieces.count) { piece in
+                            for i in pieces[piece] {
+                                sgemm(transA: false, transB: transposeOther, m: 1, n: n, k: k,
+                                      a: a.baseAddress! + i * shape[1], lda: shape[1], b: b.baseAddress!, ldb: other.shape[1],
+                                      c: c.baseAddress! + i * n, ldc: n)
+                            }
+                        }
+                        return
+                    }
                     sgemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k,
                           a: a.baseAddress!, lda: shape[1], b: b.baseAddress!, ldb: other.shape[1],
                           c: c.baseAddress!, ldc: n)

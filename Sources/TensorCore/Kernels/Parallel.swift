@@ -51,6 +51,18 @@ public enum Compute {
         try $kernelOverride.withValue(kernels) { try body() }
     }
 
+    /// Whether kernels must compute each sample's result on its own, so that it does not depend
+    /// on which other samples share the call (one GEMM per image, one product per row): BLAS
+    /// picks its blocking, and so its rounding, by matrix size. A data-parallel run whose
+    /// result must not depend on the number of ranks (`SampleTree`) runs its steps so.
+    public static var sampleIndependent: Bool { sampleIndependentOverride }
+    @TaskLocal static var sampleIndependentOverride = false
+
+    /// Runs `body` with sample-independent kernels in this task only.
+    public static func withSampleIndependentKernels<R>(_ body: () throws -> R) rethrows -> R {
+        try $sampleIndependentOverride.withValue(true) { try body() }
+    }
+
     /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
     @inlinable
     public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
