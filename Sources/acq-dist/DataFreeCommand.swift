@@ -25,6 +25,9 @@ struct DataFree: ParsableCommand {
     @Option(name: .customLong("calibration-steps"), help: "Generator batches that set the activation ranges. Preset: 20.") var calibrationSteps: Int?
     @Option(name: .customLong("generator-lr"), help: "Preset: 1e-3.") var generatorLearningRate: Float?
     @Option(name: .customLong("student-lr"), help: "Preset: see docs/acq.md.") var studentLearningRate: Float?
+    @Option(name: .customLong("student-ce-weight"),
+            help: "Weight of the student's cross-entropy on the generator's labels beside the distillation loss (0: distillation only).")
+    var studentCEWeight: Float = 1
     @Option(name: .customLong("bns-weight")) var bnsWeight: Float = 0.1
     @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = 1
     @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = 0.1
@@ -65,6 +68,9 @@ struct DataFree: ParsableCommand {
         guard convBNMode == "tune" || convBNMode == "eval" else {
             throw ValidationError("--convbn-mode must be tune or eval, got '\(convBNMode)'")
         }
+        guard studentCEWeight >= 0 && studentCEWeight.isFinite else {
+            throw ValidationError("--student-ce-weight must be 0 or more, got \(studentCEWeight)")
+        }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1, got \(testLimit)") }
         guard monitorEvery >= 0 else { throw ValidationError("--monitor-every must be at least 0, got \(monitorEvery)") }
         guard monitorImages >= 1 else { throw ValidationError("--monitor-images must be at least 1, got \(monitorImages)") }
@@ -83,6 +89,7 @@ struct DataFree: ParsableCommand {
             config.calibrationSteps = calibrationSteps ?? settings.calibrationSteps
             config.generatorLearningRate = generatorLearningRate ?? settings.generatorLearningRate
             config.studentLearningRate = studentLearningRate ?? settings.studentLearningRate
+            config.studentCEWeight = studentCEWeight
             config.positionRange = positionRange
             config.seed = seed
             config.convBNMode = convBNMode == "tune" ? .tune : .eval

@@ -22,6 +22,9 @@ public struct DataFreeConfig: Codable, Sendable {
     public var generatorLearningRate: Float = 1e-3
     public var studentLearningRate: Float = 1e-3
     public var temperature: Float = 20
+    /// Weight of the student's cross-entropy on the generator's labels (GDFQ: 1); the
+    /// distillation term keeps GDFQ's weight.
+    public var studentCEWeight: Float = 1
     /// Half-width of the square the position condition is drawn from.
     public var positionRange: Float = 0.25
     public var seed: UInt64 = 0
@@ -196,8 +199,8 @@ public final class DataFreeTrainer {
         studentArena.zeroGradients()
         let target = withoutGradients { teacher(Variable(images)) }
         let logits = student(Variable(images))
-        let loss = crossEntropy(logits, labels: labels)
-            + (1 / Float(teacher.config.classes)) * distillationLoss(student: logits, teacher: target, temperature: config.temperature)
+        var loss = (1 / Float(teacher.config.classes)) * distillationLoss(student: logits, teacher: target, temperature: config.temperature)
+        if config.studentCEWeight != 0 { loss = loss + config.studentCEWeight * crossEntropy(logits, labels: labels) }
         try studentParallel.backward(loss, localCount: labels.count, globalCount: config.batchSize)
         sgd.step(learningRate: learningRate)
         return try studentParallel.sum([Double(loss.value.item) * Double(labels.count) / Double(config.batchSize)])[0]
