@@ -21,6 +21,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: scripts/study.sh [--preset quick|short|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
                         [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
+                        [--student-ce-weight W]
 EOF
     exit 2
 }
@@ -30,16 +31,17 @@ preset=default seeds=3 bits="4 3" ranks=1 threads=$(nproc)
 out="runs/study-$(date -u +%Y%m%d)"
 bin="${ACQ_DIST_BIN:-$root/.build/release/acq-dist}"
 teacher="$root/models/resnet20-fashion-mnist.safetensors"
-test_limit="" student_lr="" samples=""
+test_limit="" student_lr="" samples="" ce_weight=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples)
+        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight)
             [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; usage; }
             v="$2"
             case "$1" in
                 --preset) preset="$v" ;; --seeds) seeds="$v" ;; --bits) bits="$v" ;; --ranks) ranks="$v" ;;
                 --threads) threads="$v" ;; --out) out="$v" ;; --bin) bin="$v" ;; --teacher) teacher="$v" ;;
                 --test-limit) test_limit="$v" ;; --student-lr) student_lr="$v" ;; --samples) samples="$v" ;;
+                --student-ce-weight) ce_weight="$v" ;;
             esac
             shift 2 ;;
         -h|--help) usage ;;
@@ -53,6 +55,7 @@ positive --ranks "$ranks"
 positive --threads "$threads"
 [ -z "$test_limit" ] || positive --test-limit "$test_limit"
 [ -z "$samples" ] || positive --samples "$samples"
+[[ "$ce_weight" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--student-ce-weight needs a number of 0 or more, got '$ce_weight'"
 for b in $bits; do [[ "$b" =~ ^[2-8]$ ]] || fail "--bits takes widths from 2 to 8, got '$b'"; done
 [ -n "${bits// /}" ] || fail "--bits is empty"
 [ -x "$bin" ] || fail "$bin is not an executable (build with 'swift build -c release', or pass --bin / set ACQ_DIST_BIN)"
@@ -79,7 +82,7 @@ limit=()
 
 mkdir -p "$out"
 # A resumed study must be the same study: refuse a folder holding runs of other settings.
-settings="preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
+settings="preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
 if [ -f "$out/settings.txt" ]; then
     [ "$(cat "$out/settings.txt")" = "$settings" ] || fail "$out holds a study with other settings ($(cat "$out/settings.txt")); use another --out"
 else
@@ -107,7 +110,7 @@ datafree() {  # datafree NAME BITS SEED ARGS...
     datafree_done "$out/$name" && { echo "study.sh: $name: done already"; return; }
     local args=(datafree "$@" --model "$teacher" --wbits "$b" --abits "$b" --seed "$seed" --steps "$steps"
                 --warmup-steps "$warmup" --batch-size "$batch" --calibration-steps "$calib" --student-lr "$lr"
-                --run-dir "$out/$name" "${limit[@]}")
+                --student-ce-weight "$ce_weight" --run-dir "$out/$name" "${limit[@]}")
     if [ "$ranks" -gt 1 ]; then
         run "$name" bash "$root/scripts/mpirun.sh" -np "$ranks" --bin "$bin" -- "${args[@]}"
     else

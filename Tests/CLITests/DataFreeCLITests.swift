@@ -46,6 +46,7 @@ import Testing
         (["--pair-weights", "1"], "Unknown option '--pair-weights'"),
         (["--resume"], "--resume needs --run-dir"),
         (["--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1"),
+        (["--student-ce-weight=-1"], "--student-ce-weight must be 0 or more"),
     ])
     func badOptionsAreRefusedByName(_ arguments: [String], _ message: String) throws {
         let r = try runCLI(["datafree"] + arguments)

@@ -22,9 +22,10 @@ import TensorCore
         #expect(tail.positions.scalars == whole.positions.rows(4..<8).scalars)
     }
 
-    func smallRun(_ method: DataFreeMethod, batch: Int = 8) throws -> DataFreeTrainer {
+    func smallRun(_ method: DataFreeMethod, batch: Int = 8, studentCEWeight: Float = 1) throws -> DataFreeTrainer {
         var config = DataFreeConfig()
         config.method = method
+        config.studentCEWeight = studentCEWeight
         config.batchSize = batch
         config.steps = 4
         config.calibrationSteps = 1
@@ -47,6 +48,23 @@ import TensorCore
         trainer.calibrateStudent(from: 1)
         let loss = try trainer.studentStep(images: images, labels: labels, learningRate: 1e-3)
         #expect(loss.isFinite && loss > 0)
+    }
+
+    /// The student's loss is the distillation term (GDFQ's weight 1/classes on the T^2-scaled
+    /// KL) plus `studentCEWeight` times the cross-entropy on the generator's labels.
+    @Test(arguments: [Float(0), 1, 2.5])
+    func theStudentsCrossEntropyWeightScalesThatTermAlone(_ weight: Float) throws {
+        let trainer = try smallRun(.gdfq, studentCEWeight: weight)
+        let (images, labels, _) = try trainer.generatorStep(0, learningRate: 1e-3)
+        trainer.calibrateStudent(from: 1)
+        try trainer.student.setConvBNMode(trainer.config.convBNMode)
+        let logits = withoutGradients { trainer.student(Variable(images)) }
+        let target = withoutGradients { trainer.teacher(Variable(images)) }
+        let kd = Double(distillationLoss(student: logits, teacher: target, temperature: 20).value.item) / 10
+        let ce = Double(crossEntropy(logits, labels: labels).value.item)
+        let loss = try trainer.studentStep(images: images, labels: labels, learningRate: 1e-3)
+        #expect(kd > 0 && ce > 0)
+        #expect(abs(loss - (kd + Double(weight) * ce)) <= 1e-5 * (kd + ce), "loss \(loss), KD \(kd), CE \(ce)")
     }
 
     /// A CIFAR-shaped teacher gets 3x32x32 images from its generator, and a size the generator
