@@ -24,77 +24,14 @@ struct ChannelLayout {
 }
 
 extension Tensor {
-    /// Per channel: sum of x and sum of (x - center)^2 (center per channel, e.g. a first
-    /// estimate of the mean, which keeps the second sum free of cancellation).
-    public func channelSums(center: [Float]? = nil) -> (sum: [Double], squares: [Double]) {
-        let l = ChannelLayout(shape)
-        var sums = [Double](repeating: 0, count: l.c), squares = [Double](repeating: 0, count: l.c)
-        let centers = center ?? [Float](repeating: 0, count: l.c)
-        withUnsafeBufferPointer { xp in
-            sums.withUnsafeMutableBufferPointer { sp in
-                squares.withUnsafeMutableBufferPointer { qp in
-                    let pieces = Compute.ranges(l.c)
-                    Compute.parallelFor(pieces.count) { piece in
-                        for ch in pieces[piece] {
-                            var s: Double = 0, q: Double = 0
-                            let m = centers[ch]
-                            for b in 0..<l.n {
-                                let run = xp.baseAddress! + (b * l.c + ch) * l.inner
-                                var vs = Lanes(), vq = Lanes()
-                                var i = 0
-                                while i + 16 <= l.inner {
-                                    let d = loadLanes(run + i) - Lanes(repeating: m)
-                                    vs += d; vq += d * d
-                                    i += 16
-                                }
-                                var ts = vs.sum(), tq = vq.sum()
-                                while i < l.inner { let d = run[i] - m; ts += d; tq += d * d; i += 1 }
-                                s += Double(ts); q += Double(tq)
-                            }
-                            sp[ch] = s + Double(m) * Double(l.n * l.inner)
-                            qp[ch] = q
-                        }
-                    }
-                }
-            }
-        }
-        return (sums, squares)
-    }
-
-    /// Per channel: sum of g and sum of g * (x - center), for two tensors of the same shape.
+    /// Per channel: sum of g and sum of g * (x - center), for two tensors of the same shape
+    /// (the per-sample sums of `channelDotSumsPerSample`, added over the samples in order).
     public func channelDotSums(with x: Tensor, center: [Float]) -> (sum: [Double], dot: [Double]) {
-        precondition(shape == x.shape, "channelDotSums: \(shape) vs \(x.shape)")
-        let l = ChannelLayout(shape)
-        var sums = [Double](repeating: 0, count: l.c), dots = [Double](repeating: 0, count: l.c)
-        withUnsafeBufferPointer { gp in
-            x.withUnsafeBufferPointer { xp in
-                sums.withUnsafeMutableBufferPointer { sp in
-                    dots.withUnsafeMutableBufferPointer { dp in
-                        let pieces = Compute.ranges(l.c)
-                        Compute.parallelFor(pieces.count) { piece in
-                            for ch in pieces[piece] {
-                                var s: Double = 0, d: Double = 0
-                                let m = Lanes(repeating: center[ch])
-                                for b in 0..<l.n {
-                                    let off = (b * l.c + ch) * l.inner
-                                    let g = gp.baseAddress! + off, v = xp.baseAddress! + off
-                                    var vs = Lanes(), vd = Lanes()
-                                    var i = 0
-                                    while i + 16 <= l.inner {
-                                        let gv = loadLanes(g + i)
-                                        vs += gv; vd += gv * (loadLanes(v + i) - m)
-                                        i += 16
-                                    }
-                                    var ts = vs.sum(), td = vd.sum()
-                                    while i < l.inner { ts += g[i]; td += g[i] * (v[i] - center[ch]); i += 1 }
-                                    s += Double(ts); d += Double(td)
-                                }
-                                sp[ch] = s; dp[ch] = d
-                            }
-                        }
-                    }
-                }
-            }
+        let rows = channelDotSumsPerSample(with: x, center: center)
+        let (n, c) = (shape[0], rows.count / Swift.max(shape[0], 1) / 2)
+        var sums = [Double](repeating: 0, count: c), dots = sums
+        for b in 0..<n {
+            for ch in 0..<c { sums[ch] += rows[b * 2 * c + ch]; dots[ch] += rows[b * 2 * c + c + ch] }
         }
         return (sums, dots)
     }
