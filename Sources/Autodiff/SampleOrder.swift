@@ -50,23 +50,17 @@ public final class SampleOrderedGradients {
     /// The node sums the ops left for `leaf`, one per node of `nodes`; nil if none.
     public func nodeSums(of leaf: Variable) -> [Tensor]? { sums[ObjectIdentifier(leaf)] }
 
-    func deposit(_ nodeSums: [Tensor], for leaf: Variable) {
+    /// Keeps `nodeSums` (one per node of `nodes`) as `leaf`'s and returns their total, the
+    /// gradient the op hands to the graph.
+    func deposit(_ nodeSums: [Tensor], for leaf: Variable) -> Tensor {
         let id = ObjectIdentifier(leaf)
         // A second use would add node sums of two ops before the ranks combine them: an order
         // that depends on the split again.
         precondition(sums[id] == nil, "a parameter used by two ops has no sample-ordered gradient (shape \(leaf.shape))")
         sums[id] = nodeSums
-    }
-
-    /// Reduces per-sample rows to one sum per node (in place) and returns them.
-    /// - rows: `samples.count` rows of `shape`'s element count.
-    func nodeSums(rows: UnsafeMutablePointer<Float>, shape: [Int]) -> [Tensor] {
-        let width = shape.reduce(1, *)
-        return nodes.map { node in
-            let first = rows + (node.lowerBound - samples.lowerBound) * width
-            SampleTree.reduceRows(first, node: node, width: width, stride: width)
-            return Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: first, count: width)))
-        }
+        var total = nodeSums[0]
+        for s in nodeSums.dropFirst() { total.add(s) }
+        return total
     }
 }
 
@@ -86,11 +80,8 @@ func sampleOrderedGradient(_ rows: UnsafeMutablePointer<Float>, samples n: Int, 
     if let context = collectsSampleOrder(leaf) {
         precondition(context.samples.count == n,
                      "a parameter gradient over \(n) samples while this rank holds \(context.samples.count) of the batch")
-        let sums = context.nodeSums(rows: rows, shape: shape)
-        context.deposit(sums, for: leaf)
-        var total = sums[0]
-        for s in sums.dropFirst() { total.add(s) }
-        return total
+        let sums = context.tree.nodeSums(rows, local: context.samples, width: width)
+        return context.deposit(sums.map { Tensor(shape: shape, scalars: $0) }, for: leaf)
     }
     SampleTree.reduceRows(rows, node: 0..<n, width: width, stride: width)
     return Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: rows, count: width)))

@@ -76,12 +76,15 @@ public struct SampleTree: Sendable, Equatable {
     public func nodeSums<T: FloatingPoint>(_ perSample: inout [T], local: Range<Int>, width: Int) -> [[T]] {
         precondition(perSample.count == local.count * width,
                      "\(perSample.count) values for \(local.count) samples of width \(width)")
-        return perSample.withUnsafeMutableBufferPointer { p in
-            nodes(covering: local).map { node in
-                let first = p.baseAddress! + (node.lowerBound - local.lowerBound) * width
-                SampleTree.reduceRows(first, node: node, width: width, stride: width)
-                return Array(UnsafeBufferPointer(start: first, count: width))
-            }
+        return perSample.withUnsafeMutableBufferPointer { nodeSums($0.baseAddress!, local: local, width: width) }
+    }
+
+    /// `nodeSums` over rows in place: `rows` holds `local.count` rows of `width`, overwritten.
+    public func nodeSums<T: FloatingPoint>(_ rows: UnsafeMutablePointer<T>, local: Range<Int>, width: Int) -> [[T]] {
+        nodes(covering: local).map { node in
+            let first = rows + (node.lowerBound - local.lowerBound) * width
+            SampleTree.reduceRows(first, node: node, width: width, stride: width)
+            return Array(UnsafeBufferPointer(start: first, count: width))
         }
     }
 

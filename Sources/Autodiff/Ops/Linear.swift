@@ -58,9 +58,5 @@ private func linearWeightGradientInSampleOrder(_ gy: Tensor, _ x: Tensor, leaf: 
             }
         }
     }
-    let tensors = sums.map { Tensor(shape: [outF, inF], scalars: $0) }
-    context.deposit(tensors, for: leaf)
-    var total = tensors[0]
-    for t in tensors.dropFirst() { total.add(t) }
-    return total
+    return context.deposit(sums.map { Tensor(shape: [outF, inF], scalars: $0) }, for: leaf)
 }
