@@ -96,6 +96,48 @@ import TestSupport
         #expect(moved > 1e-3, "weights moved by \(moved)")
     }
 
+    /// Inference without a graph folds each BN into its conv and applies the shortcut and ReLU
+    /// as the output is written; the logits agree with the graph's eval forward (conv, BN,
+    /// addition and ReLU as separate ops) in every mode, on both kernel families and both
+    /// input shapes, and the fused path is not taken while gradients are recorded or while a
+    /// batch norm keeps its input (BNS reads it).
+    @Test(arguments: [ConvolutionKernels.blas, .avx512], [(1, 28), (3, 32)])
+    func fusedInferenceMatchesTheGraphsEvalForward(_ kernels: ConvolutionKernels, _ input: (Int, Int)) throws {
+        if kernels == .avx512 {
+            try #require(ConvolutionKernels.processorHasAVX512, "this processor has no AVX-512; the BLAS path is tested alone")
+        }
+        let golden = try Golden.load("resnet20")
+        let model = ResNet(ResNetConfig(inChannels: input.0), seed: 5)
+        if input.0 == 1 { try StateDict.load(golden, into: model, prefix: "param.", strict: false) }
+        // Statistics that are not 0 and 1, so the fold is visible.
+        for (i, bn) in model.batchNorms.enumerated() {
+            bn.runningMean.assign(Tensor.randomNormal([bn.channels], std: 0.1, seed: UInt64(40 + i)))
+            bn.runningVar.assign(Tensor.randomUniform([bn.channels], bound: 0.5, seed: UInt64(80 + i)).map { 1 + $0 })
+        }
+        let x = Tensor.randomNormal([11, input.0, input.1, input.1], seed: 31)
+        try Compute.withConvolutionKernels(kernels) {
+            try model.setModeChecked(.eval)
+            let graph = model(Variable(x))
+            #expect(!model.convBNBlocks.contains { $0.1.runsFusedInference }, "gradients are recorded")
+            for mode in [Mode.eval, .tune, .deploy] {
+                try model.setModeChecked(mode)
+                let fused = withoutGradients { () -> Tensor in
+                    #expect(model.convBNBlocks.allSatisfy { $0.1.runsFusedInference })
+                    return model(Variable(x)).value
+                }
+                expectClose(fused, graph.value, rtol: 1e-4, atol: 1e-5, "\(kernels) \(input) \(mode) logits")
+            }
+            try model.setModeChecked(.eval)
+            model.batchNorms[3].capturesInput = true
+            withoutGradients {
+                let block = model.convBNBlocks.first { $0.1.bn === model.batchNorms[3] }!.1
+                #expect(!block.runsFusedInference, "a BN that keeps its input runs in the graph")
+                _ = model(Variable(x))
+                #expect(model.batchNorms[3].lastInput != nil)
+            }
+        }
+    }
+
     @Test func tuneModeRefusesBatchNormWithoutStatisticsOrInTrainMode() throws {
         let model = ResNet(ResNetConfig())
         let block = try #require(model.convBNBlocks.first { $0.0 == "layers.0.c2" }?.1)

@@ -75,3 +75,45 @@ import TensorCore
         #expect(fastGrad.input!.closeness(to: blasGrad.input!, rtol: 1e-4, atol: 1e-4) <= 1)
     }
 }
+
+// The convolution's epilogue (bias, residual, ReLU applied a few images at a time) against the
+// same steps done after a plain convolution, on both kernel families and shapes where the batch
+// does not divide into the epilogue's groups (16 x 28 x 28 outputs: 5 images per group).
+@Suite struct ConvolutionEpilogueTests {
+    @Test(arguments: [ConvolutionKernels.blas, .avx512], [(16, 16, 1, 1, 28, 28), (1, 16, 1, 1, 28, 28), (16, 32, 2, 1, 28, 28),
+                                                        (16, 32, 2, 0, 28, 28), (64, 64, 1, 1, 7, 7)])
+    func epilogueMatchesSeparatePasses(_ kernels: ConvolutionKernels, _ shape: (Int, Int, Int, Int, Int, Int)) throws {
+        if kernels == .avx512 {
+            try #require(ConvolutionKernels.processorHasAVX512, "this processor has no AVX-512; the BLAS path is tested alone")
+        }
+        let (c, o, s, p, h, w) = shape
+        let k = p == 0 ? 1 : 3
+        let x = Tensor.randomNormal([13, c, h, w], seed: 21), wt = Tensor.randomNormal([o, c, k, k], seed: 22)
+        let bias = Tensor.randomNormal([o], seed: 23)
+        // The BLAS path's GEMM sizes follow the split over threads, so each thread count is
+        // compared with its own plain convolution.
+        for threads in [1, 2] {
+            try Compute.withConvolutionKernels(kernels) {
+                try Compute.withThreads(threads) {
+                    let what = "\(kernels) \(shape) threads \(threads)"
+                    let plain = conv2dForward(x, weight: wt, bias: nil, stride: s, padding: p)
+                    let residual = Tensor.randomNormal(plain.shape, seed: 24)
+                    var withBias = plain
+                    withBias.addChannelBias(bias)
+                    let expected = (withBias + residual).map { $0 > 0 ? $0 : 0 }
+                    let fused = conv2dForward(x, weight: wt, stride: s, padding: p,
+                                              epilogue: ConvEpilogue(bias: bias, residual: residual, relu: true))
+                    try #require(fused.shape == expected.shape)
+                    // Same kernel, same sums: the epilogue adds in the order of the separate passes.
+                    #expect(fused.scalars == expected.scalars, "\(what): up to \((fused - expected).maxAbs())")
+                    let biasOnly = conv2dForward(x, weight: wt, stride: s, padding: p, epilogue: ConvEpilogue(bias: bias))
+                    #expect(biasOnly.scalars == withBias.scalars, "\(what) bias only: up to \((biasOnly - withBias).maxAbs())")
+                    let reluOnly = conv2dForward(x, weight: wt, stride: s, padding: p, epilogue: ConvEpilogue(relu: true))
+                    let clipped = plain.map { $0 > 0 ? $0 : 0 }
+                    #expect(reluOnly.scalars == clipped.scalars, "\(what) ReLU only: up to \((reluOnly - clipped).maxAbs())")
+                    #expect(plain.scalars.contains { $0 < 0 }, "the ReLU must have something to clip")
+                }
+            }
+        }
+    }
+}

@@ -51,6 +51,29 @@ public final class ConvBN {
         }
     }
 
+    /// Whether `inference(_:residual:relu:)` gives this block's values: no graph is recorded and
+    /// the batch norm normalises with its running statistics and does not keep its input.
+    public var runsFusedInference: Bool {
+        !GradientMode.isEnabled && mode != .train && foldingObstacle == nil && !bn.capturesInput
+    }
+
+    /// relu?(BN(conv(x)) + residual) as one convolution with the BN folded into its weights (the
+    /// values of `forward` up to rounding), for inference: no graph, one pass over the output.
+    /// - x: [N, in, H, W]; residual: [N, out, Ho, Wo] or nil. Returns [N, out, Ho, Wo].
+    public func inference(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
+        precondition(runsFusedInference, "fused inference needs no gradients and running statistics: \(foldingObstacle ?? "gradients are recorded or the BN keeps its input")")
+        let (weight, bias): (Tensor, Tensor)
+        if mode == .deploy {
+            if deployed == nil { foldForDeployment() }
+            (weight, bias) = (deployed!.weight.value, deployed!.bias.value)
+        } else {
+            let fold = bn.fold(convBias: conv.bias?.value.scalars)
+            (weight, bias) = (conv.weight.value.scaledPerOutputChannel(fold.scale), Tensor(shape: [bn.channels], scalars: fold.bias))
+        }
+        return conv2dForward(x, weight: weight, stride: conv.stride, padding: conv.padding,
+                             epilogue: ConvEpilogue(bias: bias, residual: residual, relu: relu))
+    }
+
     /// Computes deploy mode's parameters from the current conv and BN: w' = w * s,
     /// b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps).
     public func foldForDeployment() {

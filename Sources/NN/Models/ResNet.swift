@@ -58,6 +58,12 @@ public final class BasicBlock: Layer, ConvBNOwner {
         for (_, b) in ownConvBNBlocks { b.mode = mode }
     }
 
+    /// Inference without a graph runs each conv+BN as one convolution with its BN, shortcut and
+    /// ReLU applied as the output is written (`ConvBN.inference`).
+    var runsFusedInference: Bool {
+        block1.runsFusedInference && block2.runsFusedInference && (shortcutBlock?.runsFusedInference ?? true)
+    }
+
     public var children: [(String, any Layer)] {
         var c: [(String, any Layer)] = [("c1", c1), ("b1", b1), ("c2", c2), ("b2", b2)]
         if let shortcut { c.append(("sc", shortcut)) }
@@ -66,6 +72,11 @@ public final class BasicBlock: Layer, ConvBNOwner {
 
     /// - x: [N, in, H, W]. Returns [N, out, H/stride, W/stride].
     public func forward(_ x: Variable) -> Variable {
+        if runsFusedInference {
+            let h = block1.inference(x.value, relu: true)
+            let identity = shortcutBlock?.inference(x.value, relu: false) ?? x.value
+            return Variable(block2.inference(h, residual: identity, relu: true))
+        }
         let out = block2.forward(relu(block1.forward(x)))
         return relu(out + (shortcutBlock?.forward(x) ?? x))
     }
@@ -112,6 +123,7 @@ public final class ResNet: Layer, ConvBNOwner {
     public func features(_ x: Variable) -> Variable {
         precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
                      "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
+        if stem.runsFusedInference { return layers(Variable(stem.inference(x.value, relu: true))) }
         return layers(relu(stem.forward(x)))
     }
 

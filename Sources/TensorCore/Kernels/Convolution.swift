@@ -149,75 +149,162 @@ public func conv2dReference(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: 
 /// y = conv2d(x, weight) + bias.
 /// - x: [N, C, H, W]; weight: [O, C, k, k]; bias: [O] or nil. Returns [N, O, Ho, Wo].
 public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Int) -> Tensor {
+    conv2dForward(x, weight: weight, stride: stride, padding: padding, epilogue: ConvEpilogue(bias: bias))
+}
+
+/// What a convolution does to its output before returning it, a few images at a time while
+/// they are still in cache: y = y + bias[o] + residual, then max(y, 0) when `relu`. Inference
+/// runs a ResNet block's BN (folded), shortcut addition and ReLU this way instead of three
+/// passes over memory.
+public struct ConvEpilogue {
+    /// [O] or nil.
+    public var bias: Tensor?
+    /// The shape of the output, or nil.
+    public var residual: Tensor?
+    public var relu: Bool
+
+    public init(bias: Tensor? = nil, residual: Tensor? = nil, relu: Bool = false) {
+        (self.bias, self.residual, self.relu) = (bias, residual, relu)
+    }
+
+    var isEmpty: Bool { bias == nil && residual == nil && !relu }
+}
+
+/// y = epilogue(conv2d(x, weight)).
+/// - x: [N, C, H, W]; weight: [O, C, k, k]. Returns [N, O, Ho, Wo].
+public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int, epilogue: ConvEpilogue) -> Tensor {
     let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
-    if let bias { precondition(bias.shape == [g.outChannels], "conv2d bias must be [\(g.outChannels)], got \(bias.shape)") }
+    let outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
+    if let bias = epilogue.bias {
+        precondition(bias.shape == [g.outChannels], "conv2d bias must be [\(g.outChannels)], got \(bias.shape)")
+    }
+    if let residual = epilogue.residual {
+        precondition(residual.shape == outShape, "conv2d residual must be \(outShape), got \(residual.shape)")
+    }
     let hw = g.outHeight * g.outWidth
-    var y = Tensor(uninitializedShape: [g.batch, g.outChannels, g.outHeight, g.outWidth])
-    let per = Compute.sampleIndependent ? 1 : g.imagesPerGEMM
+    let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
+    var y = Tensor(uninitializedShape: outShape)
     let pieces = Compute.ranges(g.batch)
-    if Compute.convolutionKernels == .avx512 {
-        let shape = g.avx512Shape
-        let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
-        // Winograd F(2x2, 3x3): 16 multiplications per 2x2 outputs instead of 36. Its input and
-        // output transforms cost per channel, so with few input channels (a stem on 1 or 3) the
-        // direct kernel is faster (measured: 0.63x at C=1, 0.77x at C=3, 1.44x at C=16).
-        let winograd = g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.inChannels >= 8
+    // Images per epilogue pass: their output (about 256 KB) is still in the core's L2 cache.
+    let group = epilogue.isEmpty ? g.batch : Swift.max(1, (256 << 10) / (outImage * MemoryLayout<Float>.stride))
+    withUnsafeEpilogue(epilogue) { finish in
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 y.withUnsafeMutableBufferPointer { yp in
-                    Compute.parallelFor(pieces.count) { piece in
-                        let r = pieces[piece]
-                        let (xi, yo) = (xp.baseAddress! + r.lowerBound * inImage, yp.baseAddress! + r.lowerBound * outImage)
-                        if winograd {
-                            convolutionForwardWinograd3x3(shape, x: xi, w: wp.baseAddress!, y: yo, images: r.count)
-                        } else if shape.stride == 1 {
-                            convolutionForwardStride1AVX512(shape, x: xi, w: wp.baseAddress!, y: yo, images: r.count)
-                        } else {
-                            convolutionForwardAVX512(shape, x: xi, w: wp.baseAddress!, y: yo, images: r.count)
-                        }
-                    }
-                }
-            }
-        }
-        if let bias { y.addChannelBias(bias) }
-        return y
-    }
-    x.withUnsafeBufferPointer { xp in
-        weight.withUnsafeBufferPointer { wp in
-            y.withUnsafeMutableBufferPointer { yp in
-                let yBase = yp.baseAddress!
-                Compute.parallelFor(pieces.count) { piece in
-                    let range = pieces[piece]
-                    let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
-                    let out = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
-                    defer { cols.deallocate(); out.deallocate() }
-                    var n0 = range.lowerBound
-                    while n0 < range.upperBound {
-                        let nb = Swift.min(per, range.upperBound - n0)
-                        let ldc = nb * hw
-                        im2col(g, x: xp.baseAddress! + n0 * g.inChannels * g.height * g.width,
-                               images: nb, cols: cols, ldc: ldc)
-                        // out[O, nb*hw] = W[O, patch] * cols[patch, nb*hw]; one image's output
-                        // is already in NCHW order, so it goes straight into y.
-                        let direct = nb == 1
-                        sgemm(transA: false, transB: false, m: g.outChannels, n: ldc, k: g.patch,
-                              a: wp.baseAddress!, lda: g.patch, b: cols, ldb: ldc,
-                              c: direct ? yBase + n0 * g.outChannels * hw : out, ldc: ldc)
-                        if direct { n0 += nb; continue }
-                        for s in 0..<nb {
-                            for o in 0..<g.outChannels {
-                                let dst = yBase + ((n0 + s) * g.outChannels + o) * hw
-                                dst.update(from: out + o * ldc + s * hw, count: hw)
+                    let (xBase, wBase, yBase) = (xp.baseAddress!, wp.baseAddress!, yp.baseAddress!)
+                    if Compute.convolutionKernels == .avx512 {
+                        let shape = g.avx512Shape
+                        // Winograd F(2x2, 3x3): 16 multiplications per 2x2 outputs instead of 36. Its
+                        // input and output transforms cost per channel, so with few input channels (a
+                        // stem on 1 or 3) the direct kernel is faster (measured: 0.63x at C=1, 0.77x
+                        // at C=3, 1.44x at C=16).
+                        let winograd = g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.inChannels >= 8
+                        Compute.parallelFor(pieces.count) { piece in
+                            let r = pieces[piece]
+                            var n0 = r.lowerBound
+                            while n0 < r.upperBound {
+                                let nb = Swift.min(group, r.upperBound - n0)
+                                let (xi, yo) = (xBase + n0 * inImage, yBase + n0 * outImage)
+                                if winograd {
+                                    convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: nb)
+                                } else if shape.stride == 1 {
+                                    convolutionForwardStride1AVX512(shape, x: xi, w: wBase, y: yo, images: nb)
+                                } else {
+                                    convolutionForwardAVX512(shape, x: xi, w: wBase, y: yo, images: nb)
+                                }
+                                finish(yBase, n0..<(n0 + nb), g.outChannels, hw)
+                                n0 += nb
                             }
                         }
-                        n0 += nb
+                        return
+                    }
+                    let per = Compute.sampleIndependent ? 1 : g.imagesPerGEMM
+                    Compute.parallelFor(pieces.count) { piece in
+                        let range = pieces[piece]
+                        let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * per * hw)
+                        let out = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * per * hw)
+                        defer { cols.deallocate(); out.deallocate() }
+                        var n0 = range.lowerBound
+                        while n0 < range.upperBound {
+                            let nb = Swift.min(per, range.upperBound - n0)
+                            let ldc = nb * hw
+                            im2col(g, x: xBase + n0 * inImage, images: nb, cols: cols, ldc: ldc)
+                            // out[O, nb*hw] = W[O, patch] * cols[patch, nb*hw]; one image's output
+                            // is already in NCHW order, so it goes straight into y.
+                            let direct = nb == 1
+                            sgemm(transA: false, transB: false, m: g.outChannels, n: ldc, k: g.patch,
+                                  a: wBase, lda: g.patch, b: cols, ldb: ldc,
+                                  c: direct ? yBase + n0 * outImage : out, ldc: ldc)
+                            if !direct {
+                                for s in 0..<nb {
+                                    for o in 0..<g.outChannels {
+                                        let dst = yBase + ((n0 + s) * g.outChannels + o) * hw
+                                        dst.update(from: out + o * ldc + s * hw, count: hw)
+                                    }
+                                }
+                            }
+                            finish(yBase, n0..<(n0 + nb), g.outChannels, hw)
+                            n0 += nb
+                        }
                     }
                 }
             }
         }
     }
-    if let bias { y.addChannelBias(bias) }
     return y
+}
+
+/// Runs `body` with a function that applies `e` to images `range` of an [N, O, hw] output
+/// (nothing when `e` is empty).
+private func withUnsafeEpilogue(
+    _ e: ConvEpilogue,
+    _ body: (_ finish: (UnsafeMutablePointer<Float>, Range<Int>, Int, Int) -> Void) -> Void
+) {
+    func withOptional(_ t: Tensor?, _ f: (UnsafePointer<Float>?) -> Void) {
+        if let t { t.withUnsafeBufferPointer { f($0.baseAddress!) } } else { f(nil) }
+    }
+    guard !e.isEmpty else { return body { _, _, _, _ in } }
+    withOptional(e.bias) { bias in
+        withOptional(e.residual) { residual in
+            body { y, range, channels, hw in
+                applyConvEpilogue(y: y, images: range, channels: channels, hw: hw,
+                                  bias: bias, residual: residual, relu: e.relu)
+            }
+        }
+    }
+}
+
+/// y[n, o, :] = y + bias[o] + residual[n, o, :], then ReLU (`v > 0 ? v : 0`, as `relu`) when asked, for n in `images`.
+/// - y, residual: [N, O, hw]; bias: [O]. Either may be nil.
+@inline(never)
+func applyConvEpilogue(y: UnsafeMutablePointer<Float>, images: Range<Int>, channels: Int, hw: Int,
+                       bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool) {
+    let zero = Lanes(repeating: 0)
+    for n in images {
+        for o in 0..<channels {
+            let off = (n * channels + o) * hw
+            let dst = y + off
+            let b = bias?[o] ?? 0
+            let vb = Lanes(repeating: b)
+            var i = 0
+            if let residual {
+                let r = residual + off
+                while i + 16 <= hw {
+                    var v = loadLanes(dst + i) + vb + loadLanes(r + i)
+                    if relu { v = zero.replacing(with: v, where: v .> zero) }
+                    storeLanes(v, dst + i); i += 16
+                }
+                while i < hw { let v = dst[i] + b + r[i]; dst[i] = relu ? (v > 0 ? v : 0) : v; i += 1 }
+            } else {
+                while i + 16 <= hw {
+                    var v = loadLanes(dst + i) + vb
+                    if relu { v = zero.replacing(with: v, where: v .> zero) }
+                    storeLanes(v, dst + i); i += 16
+                }
+                while i < hw { let v = dst[i] + b; dst[i] = relu ? (v > 0 ? v : 0) : v; i += 1 }
+            }
+        }
+    }
 }
 
 // MARK: - Backward
