@@ -79,47 +79,6 @@ func packPatches(_ s: ConvShape, x: UnsafePointer<Float>, v0: Int, columns: Int,
     }
 }
 
-/// y = conv(x, w) for `images` consecutive images (no bias).
-/// - x: [images, C, H, W]; w: [O, C, k, k]; y: [images, O, Ho, Wo].
-@inline(never)
-public func convolutionForwardAVX512(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                     y: UnsafeMutablePointer<Float>, images: Int) {
-    let depth = s.patch, hw = s.outHeight * s.outWidth, total = images * hw
-    let panels = (s.outChannels + 7) / 8
-    let aPacked = UnsafeMutablePointer<Float>.allocate(capacity: panels * depth * 8)
-    let bPacked = UnsafeMutablePointer<Float>.allocate(capacity: depth * 32)
-    let tile = UnsafeMutablePointer<Float>.allocate(capacity: 8 * 32)
-    let runs = UnsafeMutablePointer<Int>.allocate(capacity: 5 * 32)
-    defer { aPacked.deallocate(); bPacked.deallocate(); tile.deallocate(); runs.deallocate() }
-    for panel in 0..<panels {
-        packRows(w, ld: depth, rows: s.outChannels, r0: panel * 8, depth: depth, into: aPacked + panel * depth * 8)
-    }
-    var v0 = 0
-    while v0 < total {
-        let columns = min(32, total - v0)
-        packPatches(s, x: x, v0: v0, columns: columns, into: bPacked, runs: runs)
-        let image = v0 / hw, pos = v0 % hw
-        let sameImage = pos + columns <= hw
-        for panel in 0..<panels {
-            let r0 = panel * 8, rows = min(8, s.outChannels - r0)
-            if sameImage {
-                microKernel(depth: depth, a: aPacked + panel * depth * 8, b: bPacked,
-                            c: y + (image * s.outChannels + r0) * hw + pos, ldc: hw,
-                            rows: rows, columns: columns, accumulate: false)
-            } else {
-                // The strip crosses into the next image: compute into a tile, then scatter.
-                microKernel(depth: depth, a: aPacked + panel * depth * 8, b: bPacked, c: tile, ldc: 32,
-                            rows: rows, columns: columns, accumulate: false)
-                for t in 0..<columns {
-                    let v = v0 + t, im = v / hw, p = v % hw
-                    for r in 0..<rows { y[(im * s.outChannels + r0 + r) * hw + p] = tile[r * 32 + t] }
-                }
-            }
-        }
-        v0 += columns
-    }
-}
-
 /// gw += sum over positions of gy[o, position] * patch(position) (the weight gradient), for
 /// `images` consecutive images. - gy: [images, O, Ho, Wo]; gw: [O, C, k, k].
 @inline(never)

@@ -1,12 +1,19 @@
-/// Stride-1 convolutions without im2col: the image is copied once into a zero-padded buffer,
-/// and on the padded grid (row length Wp = W + 2P) the patch row (c, ki, kj) of output q is
-/// the input at q + c*Hp*Wp + ki*Wp + kj. So the GEMM's B rows are read in place at fixed
-/// offsets. The grid has Wp - Wo columns past each output row; they are computed and dropped
-/// (forward) or weighted by zero (weight gradient).
+/// Convolutions without im2col. The image is copied once into a zero-padded buffer split into
+/// stride x stride phases: phase (a, b) holds the padded rows r with r % S == a and columns
+/// with c % S == b, each phase plane of hp x wp (the padded size divided by S). Input
+/// (S oy + ki, S ox + kj) of output (oy, ox) is then at row oy + ki / S, column ox + kj / S of
+/// phase (ki % S, kj % S): on the grid of row length wp, the patch row (c, ki, kj) of output
+/// q = oy wp + ox is the input at q + offset(c, ki, kj), whatever the stride. So the GEMM's B
+/// rows are read in place at fixed offsets. The grid has wp - Wo columns past each output row;
+/// they are computed and dropped (forward) or weighted by zero (weight gradient). With stride 1
+/// there is one phase: the padded image itself.
 struct PaddedImage {
     let shape: ConvShape
+    /// Rows and columns of one phase plane (the padded image's with stride 1).
     let hp: Int, wp: Int, plane: Int
-    /// Output positions on the padded grid: Ho rows of Wp.
+    /// Floats of one phase (all channels).
+    let phaseFloats: Int
+    /// Output positions on the grid: Ho rows of wp.
     let gridLength: Int
     let buffer: UnsafeMutablePointer<Float>
     let capacity: Int
@@ -14,31 +21,48 @@ struct PaddedImage {
 
     init(_ s: ConvShape, extra: Int) {
         shape = s
-        hp = s.height + 2 * s.padding
-        wp = s.width + 2 * s.padding
+        let S = s.stride
+        hp = (s.height + 2 * s.padding + S - 1) / S
+        wp = (s.width + 2 * s.padding + S - 1) / S
         plane = hp * wp
+        phaseFloats = s.inChannels * plane
         gridLength = s.outHeight * wp
         // Reads run up to `extra` past the grid and K past the last row.
-        capacity = s.inChannels * plane + extra + s.kernel + 32
+        capacity = S * S * phaseFloats + extra + s.kernel + 32
         buffer = .allocate(capacity: capacity)
         buffer.initialize(repeating: 0, count: capacity)
         offsets = .allocate(capacity: s.patch)
         var p = 0
         for c in 0..<s.inChannels {
             for ki in 0..<s.kernel {
-                for kj in 0..<s.kernel { offsets[p] = c * plane + ki * wp + kj; p += 1 }
+                for kj in 0..<s.kernel {
+                    offsets[p] = ((ki % S) * S + kj % S) * phaseFloats + c * plane + (ki / S) * wp + kj / S
+                    p += 1
+                }
             }
         }
     }
 
     /// Copies one image [C, H, W] into the interior (the border stays zero).
     func load(_ x: UnsafePointer<Float>) {
-        let (H, W, P) = (shape.height, shape.width, shape.padding)
+        let (H, W, P, S) = (shape.height, shape.width, shape.padding, shape.stride)
         for c in 0..<shape.inChannels {
             for i in 0..<H {
                 let src = x + (c * H + i) * W
-                let dst = buffer + c * plane + (i + P) * wp + P
-                for j in 0..<W { dst[j] = src[j] }
+                let r = i + P
+                if S == 1 {
+                    let dst = buffer + c * plane + r * wp + P
+                    for j in 0..<W { dst[j] = src[j] }
+                    continue
+                }
+                let row = buffer + (r % S) * S * phaseFloats + c * plane + (r / S) * wp
+                // Phase column b takes the input columns j with (j + P) % S == b, from j0 on.
+                for b in 0..<S {
+                    let j0 = ((b - P) % S + S) % S
+                    let dst = row + b * phaseFloats + (j0 + P) / S
+                    var (j, m) = (j0, 0)
+                    while j < W { dst[m] = src[j]; j += S; m += 1 }
+                }
             }
         }
     }
@@ -46,33 +70,40 @@ struct PaddedImage {
     func deallocate() { buffer.deallocate(); offsets.deallocate() }
 }
 
-/// y = conv(x, w) with stride 1 for `images` consecutive images (no bias).
+/// y = epilogue(conv(x, w)) for `images` consecutive images, any stride (no im2col: see
+/// `PaddedImage`); the epilogue (bias, residual, ReLU) is applied as each output tile is stored.
 /// - x: [images, C, H, W]; w: [O, C, k, k]; y: [images, O, Ho, Wo].
 @inline(never)
-public func convolutionForwardStride1AVX512(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                            y: UnsafeMutablePointer<Float>, images: Int) {
-    precondition(s.stride == 1, "direct convolution is for stride 1")
+public func convolutionForwardDirectAVX512(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                                           y: UnsafeMutablePointer<Float>, images: Int, epilogue: OutputEpilogue? = nil) {
     let depth = s.patch, (Ho, Wo) = (s.outHeight, s.outWidth), hw = Ho * Wo
     let panels = (s.outChannels + 7) / 8
     let image = PaddedImage(s, extra: 32)
     let aPacked = UnsafeMutablePointer<Float>.allocate(capacity: panels * depth * 8)
-    let tile = UnsafeMutablePointer<Float>.allocate(capacity: 8 * 32)
-    defer { image.deallocate(); aPacked.deallocate(); tile.deallocate() }
+    // One 8 x 32 tile per panel: all panels are computed before any is copied out, so the
+    // vector reads of a tile do not wait on the micro-kernel's stores still in flight (a read
+    // that straddles two pending stores is not forwarded and stalls).
+    let tiles = UnsafeMutablePointer<Float>.allocate(capacity: panels * 8 * 32)
+    defer { image.deallocate(); aPacked.deallocate(); tiles.deallocate() }
     for panel in 0..<panels {
         packRows(w, ld: depth, rows: s.outChannels, r0: panel * 8, depth: depth, into: aPacked + panel * depth * 8)
     }
+    let bias = epilogue?.bias, relu = epilogue?.relu ?? false
+    // Without a residual the pointer is y itself, never read.
+    let hasResidual = epilogue?.residual != nil, residualBase = epilogue?.residual ?? UnsafePointer(y)
     let wp = image.wp
     for n in 0..<images {
         image.load(x + n * s.inChannels * s.height * s.width)
-        let out = y + n * s.outChannels * hw
         var q0 = 0
         while q0 < image.gridLength {
             let columns = min(32, image.gridLength - q0)
             let rows = OffsetRows(base: image.buffer + q0, offsets: image.offsets)
             for panel in 0..<panels {
-                let r0 = panel * 8, count = min(8, s.outChannels - r0)
-                microKernel(depth: depth, a: aPacked + panel * depth * 8, rowsOf: rows, c: tile, ldc: 32,
-                            rows: count, columns: columns, accumulate: false)
+                microKernel(depth: depth, a: aPacked + panel * depth * 8, rowsOf: rows, c: tiles + panel * 256, ldc: 32,
+                            rows: min(8, s.outChannels - panel * 8), columns: columns, accumulate: false)
+            }
+            for panel in 0..<panels {
+                let r0 = panel * 8, count = min(8, s.outChannels - r0), tile = tiles + panel * 256
                 // Keep the grid columns that are output columns.
                 var t = 0
                 var (oy, ox) = (q0 / wp, q0 % wp)
@@ -81,9 +112,16 @@ public func convolutionForwardStride1AVX512(_ s: ConvShape, x: UnsafePointer<Flo
                     let keep = max(0, min(run, Wo - ox))
                     if keep > 0 {
                         for r in 0..<count {
-                            let dst = out + (r0 + r) * hw + oy * Wo + ox
+                            let at = (n * s.outChannels + r0 + r) * hw + oy * Wo + ox
+                            let dst = y + at
                             let src = tile + r * 32 + t
-                            for j in 0..<keep { dst[j] = src[j] }
+                            if epilogue == nil {
+                                for j in 0..<keep { dst[j] = src[j] }
+                                continue
+                            }
+                            let b = bias?[r0 + r] ?? 0
+                            storeWithEpilogue(src, dst, count: keep, bias: b, residual: residualBase + at,
+                                              hasResidual: hasResidual, relu: relu)
                         }
                     }
                     t += run
@@ -195,5 +233,29 @@ func weightGradientTiles(_ s: ConvShape, padded: UnsafeMutablePointer<Float>, st
             p0 += 4
         }
         o0 += 4
+    }
+}
+
+/// dst[j] = src[j] + bias + residual[j] (the residual read only when `hasResidual`), then ReLU
+/// when `relu` (the order of separate passes), for j < count. The flag is a separate argument
+/// so that the loops test no optional: LLVM if-converts such a test into masked loads from
+/// address 0, which this processor serves very slowly.
+@inline(__always)
+func storeWithEpilogue(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int,
+                       bias: Float, residual: UnsafePointer<Float>, hasResidual: Bool, relu: Bool) {
+    let vb = V(repeating: bias), zero = V()
+    var j = 0
+    while j + 16 <= count {
+        var v = load(src + j) + vb
+        if hasResidual { v += load(residual + j) }
+        if relu { v = zero.replacing(with: v, where: v .> zero) }
+        store(v, dst + j)
+        j += 16
+    }
+    while j < count {
+        var v = src[j] + bias
+        if hasResidual { v += residual[j] }
+        dst[j] = relu ? (v > 0 ? v : 0) : v
+        j += 1
     }
 }

@@ -87,3 +87,25 @@ extension SIMD16 where Scalar == Float {
     @inline(__always)
     mutating func addProduct(_ a: Self, _ b: Self) { self = addingProduct(a, b) }
 }
+
+/// What a convolution kernel does to each output value as it stores it: y = y + bias[o] +
+/// residual (laid out as y), then ReLU (`v > 0 ? v : 0`) when `relu`. The order of the additions
+/// is that of separate passes, so the values equal theirs.
+public struct OutputEpilogue {
+    public var bias: UnsafePointer<Float>?
+    public var residual: UnsafePointer<Float>?
+    public var relu: Bool
+
+    public init(bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool) {
+        (self.bias, self.residual, self.relu) = (bias, residual, relu)
+    }
+}
+
+/// 16 floats from p, of which only the first `available` are read (the rest are zero).
+@inline(__always)
+func loadGuarded(_ p: UnsafePointer<Float>, available: Int) -> V {
+    if available >= 16 { return load(p) }
+    var v = V()
+    for k in 0..<max(0, available) { v[k] = p[k] }
+    return v
+}

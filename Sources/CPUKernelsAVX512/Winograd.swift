@@ -309,13 +309,20 @@ private func winogradInputColumns(_ r: UnsafeMutablePointer<Float>, _ vxi: Int, 
 /// written), and not past the plane. Elsewhere only the valid columns are written.
 @inline(never)
 func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePointer<Float>,
-                             yEnd: UnsafeMutablePointer<Float>, masks: LaneMasks) {
+                             yEnd: UnsafeMutablePointer<Float>, masks: LaneMasks, epilogue: OutputEpilogue?) {
     let plan = k.plan
     let (O, H, W, th, tw) = (plan.O, plan.H, plan.W, plan.th, plan.tw)
     let hw = H * W, mxi = plan.mPlane, count = k.count
+    // A flag and a plain pointer rather than an optional tested in the loop, which LLVM turns
+    // into masked loads from address 0 (very slow here); without a residual the pointer is y,
+    // never read.
+    let hasEpilogue = epilogue != nil, relu = epilogue?.relu ?? false
+    let hasResidual = epilogue?.residual != nil, residualBase = epilogue?.residual ?? UnsafePointer(y)
+    let yCount = yEnd - y, zero = V()
     for r in 0..<min(8, O - panel * 8) {
         let o = panel * 8 + r
         let mr = UnsafePointer(k.m + r * plan.rowStride + 16)
+        let bias = V(repeating: epilogue?.bias?[o] ?? 0)
         for R in k.firstRow...k.lastRow {
             let n = R / th, i = R % th
             let plane = y + (n * O + o) * hw
@@ -339,9 +346,29 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
                         var row = SIMD32<Float>()
                         row.evenHalf = u == 0 ? t0 + t1 + t2 : s0 + s1 + s2
                         row.oddHalf = u == 0 ? t1 - t2 - t3 : s1 - s2 - s3
-                        let lo = row.lowHalf, hi = row.highHalf
+                        var lo = row.lowHalf, hi = row.highHalf
                         let off = (2 * i + u) * W + 2 * j0
                         let dst = plane + off
+                        if hasEpilogue {
+                            // Same order as separate passes: + bias, + residual, ReLU. Lanes past
+                            // the row's end are garbage that later writes replace.
+                            lo += bias
+                            hi += bias
+                            if hasResidual {
+                                let at = dst - y, rp = residualBase + at, available = yCount - at
+                                if available >= 32 {
+                                    lo += load(rp)
+                                    hi += load(rp + 16)
+                                } else {
+                                    lo += loadGuarded(rp, available: available)
+                                    hi += loadGuarded(rp + 16, available: available - 16)
+                                }
+                            }
+                            if relu {
+                                lo = zero.replacing(with: lo, where: lo .> zero)
+                                hi = zero.replacing(with: hi, where: hi .> zero)
+                            }
+                        }
                         if startsHere && (u == 1 || tw <= 16) && lb == lanes && off + 32 <= hw {
                             store(lo, dst)
                             store(hi, dst + 16)
@@ -358,11 +385,13 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
     }
 }
 
-/// y = conv(x, w) for a 3x3 kernel, stride 1, padding 1, by Winograd F(2x2, 3x3), for `images` consecutive images (no bias).
+/// y = epilogue(conv(x, w)) for a 3x3 kernel, stride 1, padding 1, by Winograd F(2x2, 3x3), for
+/// `images` consecutive images; the epilogue (bias, residual, ReLU) is applied as each output
+/// vector is stored.
 /// - x: [images, C, H, W]; w: [O, C, 3, 3]; y: [images, O, H, W].
 @inline(never)
 public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                          y: UnsafeMutablePointer<Float>, images: Int) {
+                                          y: UnsafeMutablePointer<Float>, images: Int, epilogue: OutputEpilogue? = nil) {
     precondition(s.kernel == 3 && s.stride == 1 && s.padding == 1, "Winograd F(2x2, 3x3) is for 3x3, stride 1, padding 1")
     guard images > 0, s.height > 0, s.width > 0, s.outChannels > 0 else { return }
     let plan = WinogradPlan(s, images: images)
@@ -405,7 +434,7 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
                                 c: m + xi * mxi + 16 + strip * 32, ldc: rowStride, rows: 8, columns: 32, accumulate: false)
                 }
             }
-            winogradOutputTransform(block, panel: panel, y: y, yEnd: yEnd, masks: masks)
+            winogradOutputTransform(block, panel: panel, y: y, yEnd: yEnd, masks: masks, epilogue: epilogue)
         }
         b0 += count
     }

@@ -185,8 +185,6 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
     let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
     var y = Tensor(uninitializedShape: outShape)
     let pieces = Compute.ranges(g.batch)
-    // Images per epilogue pass: their output (about 256 KB) is still in the core's L2 cache.
-    let group = epilogue.isEmpty ? g.batch : Swift.max(1, (256 << 10) / (outImage * MemoryLayout<Float>.stride))
     withUnsafeEpilogue(epilogue) { finish in
         x.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
@@ -199,21 +197,15 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
                         // stem on 1 or 3) the direct kernel is faster (measured: 0.63x at C=1, 0.77x
                         // at C=3, 1.44x at C=16).
                         let winograd = g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.inChannels >= 8
+                        // Both kernels apply the epilogue as they store the output.
                         Compute.parallelFor(pieces.count) { piece in
-                            let r = pieces[piece]
-                            var n0 = r.lowerBound
-                            while n0 < r.upperBound {
-                                let nb = Swift.min(group, r.upperBound - n0)
-                                let (xi, yo) = (xBase + n0 * inImage, yBase + n0 * outImage)
-                                if winograd {
-                                    convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: nb)
-                                } else if shape.stride == 1 {
-                                    convolutionForwardStride1AVX512(shape, x: xi, w: wBase, y: yo, images: nb)
-                                } else {
-                                    convolutionForwardAVX512(shape, x: xi, w: wBase, y: yo, images: nb)
-                                }
-                                finish(yBase, n0..<(n0 + nb), g.outChannels, hw)
-                                n0 += nb
+                            let r = pieces[piece], n0 = r.lowerBound
+                            let (xi, yo) = (xBase + n0 * inImage, yBase + n0 * outImage)
+                            let e = finish.kernelEpilogue(image: n0, imageFloats: outImage)
+                            if winograd {
+                                convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e)
+                            } else {
+                                convolutionForwardDirectAVX512(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e)
                             }
                         }
                         return
@@ -243,7 +235,7 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
                                     }
                                 }
                             }
-                            finish(yBase, n0..<(n0 + nb), g.outChannels, hw)
+                            finish.apply(yBase, n0..<(n0 + nb), g.outChannels, hw)
                             n0 += nb
                         }
                     }
@@ -254,54 +246,65 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
     return y
 }
 
-/// Runs `body` with a function that applies `e` to images `range` of an [N, O, hw] output
-/// (nothing when `e` is empty).
-private func withUnsafeEpilogue(
-    _ e: ConvEpilogue,
-    _ body: (_ finish: (UnsafeMutablePointer<Float>, Range<Int>, Int, Int) -> Void) -> Void
-) {
+/// A `ConvEpilogue` as pointers, for the kernels (nil when there is nothing to do).
+struct ResolvedEpilogue {
+    let pointers: OutputEpilogue?
+
+    /// The epilogue for a kernel call whose output starts at image `image`.
+    func kernelEpilogue(image: Int, imageFloats: Int) -> OutputEpilogue? {
+        guard var e = pointers else { return nil }
+        e.residual = e.residual.map { $0 + image * imageFloats }
+        return e
+    }
+
+    /// Applies the epilogue to images `range` of an [N, O, hw] output.
+    func apply(_ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ channels: Int, _ hw: Int) {
+        guard let pointers else { return }
+        applyConvEpilogue(y: y, images: range, channels: channels, hw: hw, pointers)
+    }
+}
+
+/// Runs `body` with `e`'s tensors as pointers.
+private func withUnsafeEpilogue(_ e: ConvEpilogue, _ body: (ResolvedEpilogue) -> Void) {
     func withOptional(_ t: Tensor?, _ f: (UnsafePointer<Float>?) -> Void) {
         if let t { t.withUnsafeBufferPointer { f($0.baseAddress!) } } else { f(nil) }
     }
-    guard !e.isEmpty else { return body { _, _, _, _ in } }
+    guard !e.isEmpty else { return body(ResolvedEpilogue(pointers: nil)) }
     withOptional(e.bias) { bias in
         withOptional(e.residual) { residual in
-            body { y, range, channels, hw in
-                applyConvEpilogue(y: y, images: range, channels: channels, hw: hw,
-                                  bias: bias, residual: residual, relu: e.relu)
-            }
+            body(ResolvedEpilogue(pointers: OutputEpilogue(bias: bias, residual: residual, relu: e.relu)))
         }
     }
 }
 
-/// y[n, o, :] = y + bias[o] + residual[n, o, :], then ReLU (`v > 0 ? v : 0`, as `relu`) when asked, for n in `images`.
-/// - y, residual: [N, O, hw]; bias: [O]. Either may be nil.
+/// y[n, o, :] = y + bias[o] + residual[n, o, :], then ReLU (`v > 0 ? v : 0`, as `relu`) when
+/// asked, for n in `images`. - y, residual: [N, O, hw]; bias: [O].
 @inline(never)
 func applyConvEpilogue(y: UnsafeMutablePointer<Float>, images: Range<Int>, channels: Int, hw: Int,
-                       bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool) {
+                       _ e: OutputEpilogue) {
     let zero = Lanes(repeating: 0)
     for n in images {
         for o in 0..<channels {
             let off = (n * channels + o) * hw
             let dst = y + off
-            let b = bias?[o] ?? 0
+            let b = e.bias?[o] ?? 0
             let vb = Lanes(repeating: b)
             var i = 0
-            if let residual {
+            if let residual = e.residual {
                 let r = residual + off
                 while i + 16 <= hw {
                     var v = loadLanes(dst + i) + vb + loadLanes(r + i)
-                    if relu { v = zero.replacing(with: v, where: v .> zero) }
+                    if e.relu { v = zero.replacing(with: v, where: v .> zero) }
                     storeLanes(v, dst + i); i += 16
                 }
-                while i < hw { let v = dst[i] + b + r[i]; dst[i] = relu ? (v > 0 ? v : 0) : v; i += 1 }
+                while i < hw { let v = dst[i] + b + r[i]; dst[i] = e.relu ? (v > 0 ? v : 0) : v; i += 1 }
             } else {
                 while i + 16 <= hw {
                     var v = loadLanes(dst + i) + vb
-                    if relu { v = zero.replacing(with: v, where: v .> zero) }
+                    if e.relu { v = zero.replacing(with: v, where: v .> zero) }
                     storeLanes(v, dst + i); i += 16
                 }
-                while i < hw { let v = dst[i] + b; dst[i] = relu ? (v > 0 ? v : 0) : v; i += 1 }
+                while i < hw { let v = dst[i] + b; dst[i] = e.relu ? (v > 0 ? v : 0) : v; i += 1 }
             }
         }
     }
