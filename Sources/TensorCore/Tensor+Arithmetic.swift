@@ -160,6 +160,23 @@ extension Tensor {
         return out
     }
 
+    /// Tensors that agree on every axis but the first, one after the other along it.
+    public static func concatenate(rows parts: [Tensor]) -> Tensor {
+        precondition(!parts.isEmpty, "concatenate of no tensors")
+        let rest = Array(parts[0].shape.dropFirst())
+        precondition(parts.allSatisfy { Array($0.shape.dropFirst()) == rest },
+                     "concatenate: shapes \(parts.map(\.shape)) differ outside axis 0")
+        var out = Tensor(uninitializedShape: [parts.reduce(0) { $0 + $1.shape[0] }] + rest)
+        out.withUnsafeMutableBufferPointer { o in
+            var at = 0
+            for p in parts {
+                p.withUnsafeBufferPointer { (o.baseAddress! + at).update(from: $0.baseAddress!, count: $0.count) }
+                at += p.count
+            }
+        }
+        return out
+    }
+
     /// Rows `range` of the first axis (a contiguous slice, copied).
     public func rows(_ range: Range<Int>) -> Tensor {
         precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "rows \(range) of \(shape)")

@@ -13,6 +13,30 @@ import TensorCore
         #expect(fast.closeness(to: Tensor(shape: [m, n], scalars: slow), rtol: 1e-5, atol: 1e-6) <= 1)
     }
 
+    /// Work items run on the pool's threads, where task-local settings are not inherited:
+    /// `parallelItems` sets the caller's kernels and sample independence again, one kernel thread.
+    @Test func parallelItemsKeepTheCallersKernelSettings() {
+        for kernels in [ConvolutionKernels.blas, .avx512] {
+            for independent in [false, true] {
+                var seen = [String](repeating: "", count: 9)
+                seen.withUnsafeMutableBufferPointer { out in
+                    let out = out
+                    let run = {
+                        Compute.withConvolutionKernels(kernels) {
+                            Compute.withThreads(3) {
+                                Compute.parallelItems(9) { i in
+                                    out[i] = "\(Compute.convolutionKernels) \(Compute.sampleIndependent) \(Compute.threads)"
+                                }
+                            }
+                        }
+                    }
+                    if independent { Compute.withSampleIndependentKernels(run) } else { run() }
+                }
+                #expect(seen == [String](repeating: "\(kernels) \(independent) 1", count: 9))
+            }
+        }
+    }
+
     @Test func copyOnWriteKeepsValuesApart() {
         let a = Tensor(shape: [3], scalars: [1, 2, 3])
         var b = a

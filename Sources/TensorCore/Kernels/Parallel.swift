@@ -73,6 +73,25 @@ public enum Compute {
         }
     }
 
+    /// Runs `body(item)` for items 0..<count, `threads` items at a time, each on one thread with
+    /// the caller's kernel settings (kernels, sample independence) and one kernel thread inside:
+    /// for work cut into independent pieces that each run a whole computation (a network on a
+    /// few images) rather than one kernel over the whole batch.
+    public static func parallelItems(_ count: Int, _ body: (Int) -> Void) {
+        let pieces = ranges(count)
+        let (kernels, independent) = (convolutionKernels, sampleIndependent)
+        parallelFor(pieces.count) { piece in
+            // Task-local settings do not follow the work onto the pool's threads: set them again.
+            $kernelOverride.withValue(kernels) {
+                $sampleIndependentOverride.withValue(independent) {
+                    $threadOverride.withValue(1) {
+                        for item in pieces[piece] { body(item) }
+                    }
+                }
+            }
+        }
+    }
+
     /// Splits `0..<n` into at most `threads` contiguous ranges of near-equal size.
     public static func ranges(_ n: Int, pieces: Int? = nil) -> [Range<Int>] {
         let p = Swift.max(1, Swift.min(n, pieces ?? threads))
