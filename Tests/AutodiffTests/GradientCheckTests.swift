@@ -35,6 +35,37 @@ func expectGradientsMatch(_ name: String, _ inputs: [Tensor], step: Float = 1e-2
         }
     }
 
+    /// The fused ops (batch norm + ReLU, addition + ReLU) by finite differences, and equal, value
+    /// and gradient, to the separate ops on a tensor big enough to be split over two threads.
+    @Test func fusedReLUOps() {
+        // Inputs of the ReLU kept away from its kink: batch norm's output is spread by gamma.
+        expectGradientsMatch("bn + relu", [random([4, 3, 3, 3], 40), random([3], 41).map { $0 + 2 }, random([3], 42)], step: 5e-3) {
+            batchNormTraining($0[0], gamma: $0[1], beta: $0[2], eps: 1e-5, relu: true).0
+        }
+        let a = random([2, 3, 4, 4], 43).map { $0 >= 0 ? $0 + 0.05 : $0 - 0.05 }
+        expectGradientsMatch("add + relu", [a, a.map { _ in 0 }]) { addReLU($0[0], $0[1]) }
+
+        let x = random([16, 16, 28, 28], 44), r = random([16, 16, 28, 28], 45), gy = random([16, 16, 28, 28], 46)
+        let gamma = random([16], 47), beta = random([16], 48)
+        func run(_ fused: Bool) -> [Tensor] {
+            Compute.withThreads(2) {
+                let vars = [x, r, gamma, beta].map { Variable($0, requiresGrad: true) }
+                let y: Variable
+                if fused {
+                    y = addReLU(batchNormTraining(vars[0], gamma: vars[2], beta: vars[3], eps: 1e-5, relu: true).0, vars[1])
+                } else {
+                    y = relu(relu(batchNormTraining(vars[0], gamma: vars[2], beta: vars[3], eps: 1e-5).0) + vars[1])
+                }
+                y.backward(seed: gy)
+                return [y.value] + vars.map { $0.grad! }
+            }
+        }
+        let (fused, separate) = (run(true), run(false))
+        for (i, name) in ["output", "grad x", "grad residual", "grad gamma", "grad beta"].enumerated() {
+            #expect(fused[i].scalars == separate[i].scalars, "\(name): up to \((fused[i] - separate[i]).maxAbs())")
+        }
+    }
+
     @Test func linearLayer() {
         expectGradientsMatch("linear", [random([5, 4], 12), random([3, 4], 13), random([3], 14)]) {
             Autodiff.linear($0[0], weight: $0[1], bias: $0[2])

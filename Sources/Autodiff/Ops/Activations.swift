@@ -5,10 +5,19 @@ import Glibc
 
 /// max(x, 0).
 public func relu(_ x: Variable) -> Variable {
-    let y = x.value.map { $0 > 0 ? $0 : 0 }
+    let y = x.value.relu()
     return record(y, [x], saving: [y]) { gy, _ in
         // The output's sign is the input's, so y is all backward needs.
-        [gy.zipMap(y) { g, v in v > 0 ? g : 0 }]
+        [gy.maskedByPositive(y)]
+    }
+}
+
+/// relu(a + b): a residual block's addition and ReLU in one pass.
+public func addReLU(_ a: Variable, _ b: Variable) -> Variable {
+    let y = a.value.addingReLU(b.value)
+    return record(y, [a, b], saving: [y]) { gy, needs in
+        let g = gy.maskedByPositive(y)
+        return [needs[0] ? g : nil, needs[1] ? g : nil]
     }
 }
 

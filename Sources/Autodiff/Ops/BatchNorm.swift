@@ -13,8 +13,9 @@ public struct BatchStatistics {
 /// - reducer: sums the statistics over ranks so they are those of the global batch, in forward
 ///   and in backward.
 /// Returns the output and the statistics (for the running-statistics update).
+/// - relu: apply ReLU to the output in the same pass (batch norm followed by ReLU, as one op).
 public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, eps: Float,
-                              reducer: BatchStatisticsReducer? = nil) -> (Variable, BatchStatistics) {
+                              reducer: BatchStatisticsReducer? = nil, relu: Bool = false) -> (Variable, BatchStatistics) {
     let xv = x.value
     precondition(xv.rank >= 2, "batch norm input must be [N, C, ...], got \(xv.shape)")
     let c = xv.shape[1]
@@ -32,13 +33,15 @@ public func batchNormTraining(_ x: Variable, gamma: Variable?, beta: Variable?, 
     let gammaV = gamma?.value.scalars ?? [Float](repeating: 1, count: c)
     let betaV = beta?.value.scalars ?? [Float](repeating: 0, count: c)
     let scale = (0..<c).map { gammaV[$0] * invStd[$0] }
-    let y = xv.channelAffine(scale: scale, shift: (0..<c).map { betaV[$0] - meanF[$0] * scale[$0] })
+    let y = xv.channelAffine(scale: scale, shift: (0..<c).map { betaV[$0] - meanF[$0] * scale[$0] }, relu: relu)
 
     var inputs = [x]
     if let gamma { inputs.append(gamma) }
     if let beta { inputs.append(beta) }
     let hasGamma = gamma != nil, hasBeta = beta != nil
-    let out = record(y, inputs, saving: [xv]) { gy, needs in
+    let out = record(y, inputs, saving: relu ? [xv, y] : [xv]) { gyOut, needs in
+        // Through the ReLU first: its output's sign is its input's.
+        let gy = relu ? gyOut.maskedByPositive(y) : gyOut
         // Per sample and channel: sum dy and sum dy * (x - mean); xhat = (x - mean) * invStd.
         let perSample = gy.channelDotSumsPerSample(with: xv, center: meanF)
         let n = xv.shape[0]

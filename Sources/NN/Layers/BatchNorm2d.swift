@@ -51,16 +51,20 @@ public final class BatchNorm2d: Layer {
     public func didSetMode(_ mode: Mode) { self.mode = mode }
 
     /// - x: [N, C, H, W] (or [N, C]). Same shape out.
-    public func forward(_ x: Variable) -> Variable {
+    public func forward(_ x: Variable) -> Variable { forward(x, relu: false) }
+
+    /// relu(BN(x)) when `relu`: with batch statistics in one op and one pass (`batchNormTraining`).
+    public func forward(_ x: Variable, relu applyReLU: Bool) -> Variable {
         precondition(x.value.rank >= 2 && x.shape[1] == channels,
                      "BatchNorm2d(\(channels)) got input \(x.shape)")
         lastInput = capturesInput ? x : nil
         guard mode.usesBatchStatistics || !tracksRunningStatistics else {
-            return batchNormInference(x, gamma: weight?.variable, beta: bias?.variable,
-                                      runningMean: runningMean.value, runningVar: runningVar.value, eps: eps)
+            let y = batchNormInference(x, gamma: weight?.variable, beta: bias?.variable,
+                                       runningMean: runningMean.value, runningVar: runningVar.value, eps: eps)
+            return applyReLU ? relu(y) : y
         }
         let (y, stats) = batchNormTraining(x, gamma: weight?.variable, beta: bias?.variable, eps: eps,
-                                           reducer: reducer)
+                                           reducer: reducer, relu: applyReLU)
         lastBatchStatistics = stats
         if updatesRunningStatistics && tracksRunningStatistics && mode.usesBatchStatistics { updateRunningStatistics(stats) }
         return y

@@ -34,10 +34,20 @@ public final class ConvBN {
     }
 
     /// - x: [N, in, H, W]. Returns [N, out, Ho, Wo].
-    public func forward(_ x: Variable) -> Variable {
+    public func forward(_ x: Variable) -> Variable { forward(x, relu: false) }
+
+    /// relu(block(x)) when `relu`; with batch statistics the BN and the ReLU are one op.
+    public func forward(_ x: Variable, relu applyReLU: Bool) -> Variable {
+        if mode == .train || mode == .eval { return bn.forward(conv(x), relu: applyReLU) }
+        let y = foldedForward(x)
+        return applyReLU ? relu(y) : y
+    }
+
+    /// Tune and deploy modes: one convolution with the BN folded into its parameters.
+    func foldedForward(_ x: Variable) -> Variable {
         switch mode {
         case .train, .eval:
-            return bn(conv(x))
+            preconditionFailure("foldedForward in \(mode) mode")
         case .tune:
             precondition(foldingObstacle == nil, "Tune mode does not apply to this block: \(foldingObstacle ?? "")")
             return convBatchNormFolded(x, weight: conv.weight.variable, bias: conv.bias?.variable,

@@ -77,8 +77,8 @@ public final class BasicBlock: Layer, ConvBNOwner {
             let identity = shortcutBlock?.inference(x.value, relu: false) ?? x.value
             return Variable(block2.inference(h, residual: identity, relu: true))
         }
-        let out = block2.forward(relu(block1.forward(x)))
-        return relu(out + (shortcutBlock?.forward(x) ?? x))
+        let out = block2.forward(block1.forward(x, relu: true))
+        return addReLU(out, shortcutBlock?.forward(x) ?? x)
     }
 }
 
@@ -124,7 +124,7 @@ public final class ResNet: Layer, ConvBNOwner {
         precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
                      "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
         if runsFusedInference { return Variable(inChunks(x.value) { self.fusedFeatures($0) }) }
-        return layers(relu(stem.forward(x)))
+        return layers(stem.forward(x, relu: true))
     }
 
     public func classify(_ features: Variable) -> Variable {

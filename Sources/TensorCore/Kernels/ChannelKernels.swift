@@ -67,6 +67,12 @@ extension Tensor {
 
     /// y = x * scale[c] + shift[c] per channel.
     public func channelAffine(scale: [Float], shift: [Float]) -> Tensor {
+        channelAffine(scale: scale, shift: shift, relu: false)
+    }
+
+    /// y = x * scale[c] + shift[c] per channel, then ReLU (`v > 0 ? v : 0`) when `relu`: batch
+    /// norm and the ReLU after it in one pass.
+    public func channelAffine(scale: [Float], shift: [Float], relu: Bool) -> Tensor {
         let l = ChannelLayout(shape)
         precondition(scale.count == l.c && shift.count == l.c, "channelAffine: \(scale.count) scales for \(shape)")
         var y = Tensor(uninitializedShape: shape)
@@ -76,13 +82,21 @@ extension Tensor {
                 Compute.parallelFor(pieces.count) { piece in
                     for ch in pieces[piece] {
                         let a = scale[ch], b = shift[ch]
-                        let va = Lanes(repeating: a), vb = Lanes(repeating: b)
+                        let va = Lanes(repeating: a), vb = Lanes(repeating: b), zero = Lanes()
                         for n in 0..<l.n {
                             let off = (n * l.c + ch) * l.inner
                             let src = xp.baseAddress! + off, dst = yp.baseAddress! + off
                             var i = 0
-                            while i + 16 <= l.inner { storeLanes(loadLanes(src + i) * va + vb, dst + i); i += 16 }
-                            while i < l.inner { dst[i] = src[i] * a + b; i += 1 }
+                            if relu {
+                                while i + 16 <= l.inner {
+                                    let v = loadLanes(src + i) * va + vb
+                                    storeLanes(zero.replacing(with: v, where: v .> zero), dst + i); i += 16
+                                }
+                                while i < l.inner { let v = src[i] * a + b; dst[i] = v > 0 ? v : 0; i += 1 }
+                            } else {
+                                while i + 16 <= l.inner { storeLanes(loadLanes(src + i) * va + vb, dst + i); i += 16 }
+                                while i < l.inner { dst[i] = src[i] * a + b; i += 1 }
+                            }
                         }
                     }
                 }
@@ -151,3 +165,83 @@ private func perSampleChannelRuns(_ a: Tensor, _ b: Tensor, extra: [Double],
     return rows
 }
 
+
+// Element-wise passes over whole tensors, split into contiguous pieces over the kernel threads.
+extension Tensor {
+    /// Runs `body(start, count)` over `count` elements in pieces of whole 16-lane blocks.
+    @inline(__always)
+    static func splitElements(_ count: Int, _ body: (Int, Int) -> Void) {
+        // Below about 64K elements a second thread costs more than it saves.
+        let pieces = Compute.ranges((count + 15) / 16, pieces: count < 1 << 16 ? 1 : nil)
+        Compute.parallelFor(pieces.count) { piece in
+            let r = pieces[piece]
+            let start = r.lowerBound * 16
+            body(start, Swift.min(count, r.upperBound * 16) - start)
+        }
+    }
+
+    /// max(x, 0) as `x > 0 ? x : 0` (NaN gives 0).
+    public func relu() -> Tensor {
+        var y = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                let (x, out) = (xp.baseAddress!, yp.baseAddress!)
+                Tensor.splitElements(xp.count) { start, count in
+                    let zero = Lanes()
+                    var i = start
+                    let end = start + count
+                    while i + 16 <= end { let v = loadLanes(x + i); storeLanes(zero.replacing(with: v, where: v .> zero), out + i); i += 16 }
+                    while i < end { out[i] = x[i] > 0 ? x[i] : 0; i += 1 }
+                }
+            }
+        }
+        return y
+    }
+
+    /// relu(self + other) for tensors of equal shape (a residual addition and its ReLU).
+    public func addingReLU(_ other: Tensor) -> Tensor {
+        precondition(shape == other.shape, "element-wise shapes differ: \(shape) vs \(other.shape)")
+        var y = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { ap in
+            other.withUnsafeBufferPointer { bp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let (a, b, out) = (ap.baseAddress!, bp.baseAddress!, yp.baseAddress!)
+                    Tensor.splitElements(ap.count) { start, count in
+                        let zero = Lanes()
+                        var i = start
+                        let end = start + count
+                        while i + 16 <= end {
+                            let v = loadLanes(a + i) + loadLanes(b + i)
+                            storeLanes(zero.replacing(with: v, where: v .> zero), out + i); i += 16
+                        }
+                        while i < end { let v = a[i] + b[i]; out[i] = v > 0 ? v : 0; i += 1 }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// This gradient where `output` (a ReLU's output) is positive, 0 elsewhere: ReLU's backward.
+    public func maskedByPositive(_ output: Tensor) -> Tensor {
+        precondition(shape == output.shape, "element-wise shapes differ: \(shape) vs \(output.shape)")
+        var g = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { gp in
+            output.withUnsafeBufferPointer { yp in
+                g.withUnsafeMutableBufferPointer { op in
+                    let (gy, y, out) = (gp.baseAddress!, yp.baseAddress!, op.baseAddress!)
+                    Tensor.splitElements(gp.count) { start, count in
+                        let zero = Lanes()
+                        var i = start
+                        let end = start + count
+                        while i + 16 <= end {
+                            storeLanes(zero.replacing(with: loadLanes(gy + i), where: loadLanes(y + i) .> zero), out + i); i += 16
+                        }
+                        while i < end { out[i] = y[i] > 0 ? gy[i] : 0; i += 1 }
+                    }
+                }
+            }
+        }
+        return g
+    }
+}
