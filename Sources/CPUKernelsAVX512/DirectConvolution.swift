@@ -187,7 +187,9 @@ public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePoin
     }
 }
 
-/// gw += the tile sums over `images` laid-out images (see the caller).
+/// gw += the tile sums over `images` laid-out images (see the caller). Tiles of 4 output
+/// channels x 6 patch rows: 24 accumulators, 6 + 4 loads per 24 multiply-adds (the loads come
+/// from L2, whose bandwidth bounds this kernel; 4 x 4 tiles needed 8 per 16).
 @inline(__always)
 func weightGradientTiles(_ s: ConvShape, padded: UnsafeMutablePointer<Float>, stride: Int,
                          grid: UnsafeMutablePointer<Float>, length: Int, offsets: UnsafeMutablePointer<Int>,
@@ -200,37 +202,44 @@ func weightGradientTiles(_ s: ConvShape, padded: UnsafeMutablePointer<Float>, st
         let r2 = min(o0 + 2, O - 1) * length, r3 = min(o0 + 3, O - 1) * length
         var p0 = 0
         while p0 < patch {
-            let pc = min(4, patch - p0)
-            let f0 = offsets[p0], f1 = offsets[min(p0 + 1, patch - 1)]
-            let f2 = offsets[min(p0 + 2, patch - 1)], f3 = offsets[min(p0 + 3, patch - 1)]
-            var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
-            var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a30 = V(), a31 = V(), a32 = V(), a33 = V()
+            let pc = min(6, patch - p0)
+            let f0 = offsets[p0], f1 = offsets[min(p0 + 1, patch - 1)], f2 = offsets[min(p0 + 2, patch - 1)]
+            let f3 = offsets[min(p0 + 3, patch - 1)], f4 = offsets[min(p0 + 4, patch - 1)], f5 = offsets[min(p0 + 5, patch - 1)]
+            var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a04 = V(), a05 = V()
+            var a10 = V(), a11 = V(), a12 = V(), a13 = V(), a14 = V(), a15 = V()
+            var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a24 = V(), a25 = V()
+            var a30 = V(), a31 = V(), a32 = V(), a33 = V(), a34 = V(), a35 = V()
             for n in 0..<images {
                 let xi = UnsafePointer(padded + n * stride), gi = UnsafePointer(grid + n * O * length)
-                let x0 = xi + f0, x1 = xi + f1, x2 = xi + f2, x3 = xi + f3
+                let x0 = xi + f0, x1 = xi + f1, x2 = xi + f2, x3 = xi + f3, x4 = xi + f4, x5 = xi + f5
                 let g0 = gi + r0, g1 = gi + r1, g2 = gi + r2, g3 = gi + r3
                 var q = 0
                 while q < length {
-                    let v0 = load(x0 + q), v1 = load(x1 + q), v2 = load(x2 + q), v3 = load(x3 + q)
+                    let v0 = load(x0 + q), v1 = load(x1 + q), v2 = load(x2 + q)
+                    let v3 = load(x3 + q), v4 = load(x4 + q), v5 = load(x5 + q)
                     var u = load(g0 + q)
-                    a00.addProduct(u, v0); a01.addProduct(u, v1); a02.addProduct(u, v2); a03.addProduct(u, v3)
+                    a00.addProduct(u, v0); a01.addProduct(u, v1); a02.addProduct(u, v2)
+                    a03.addProduct(u, v3); a04.addProduct(u, v4); a05.addProduct(u, v5)
                     u = load(g1 + q)
-                    a10.addProduct(u, v0); a11.addProduct(u, v1); a12.addProduct(u, v2); a13.addProduct(u, v3)
+                    a10.addProduct(u, v0); a11.addProduct(u, v1); a12.addProduct(u, v2)
+                    a13.addProduct(u, v3); a14.addProduct(u, v4); a15.addProduct(u, v5)
                     u = load(g2 + q)
-                    a20.addProduct(u, v0); a21.addProduct(u, v1); a22.addProduct(u, v2); a23.addProduct(u, v3)
+                    a20.addProduct(u, v0); a21.addProduct(u, v1); a22.addProduct(u, v2)
+                    a23.addProduct(u, v3); a24.addProduct(u, v4); a25.addProduct(u, v5)
                     u = load(g3 + q)
-                    a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
+                    a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2)
+                    a33.addProduct(u, v3); a34.addProduct(u, v4); a35.addProduct(u, v5)
                     q += 16
                 }
             }
             @inline(__always) func put(_ i: Int, _ j: Int, _ v: V) {
                 if i < oc && j < pc { gw[(o0 + i) * patch + p0 + j] += v.sum() }
             }
-            put(0, 0, a00); put(0, 1, a01); put(0, 2, a02); put(0, 3, a03)
-            put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13)
-            put(2, 0, a20); put(2, 1, a21); put(2, 2, a22); put(2, 3, a23)
-            put(3, 0, a30); put(3, 1, a31); put(3, 2, a32); put(3, 3, a33)
-            p0 += 4
+            put(0, 0, a00); put(0, 1, a01); put(0, 2, a02); put(0, 3, a03); put(0, 4, a04); put(0, 5, a05)
+            put(1, 0, a10); put(1, 1, a11); put(1, 2, a12); put(1, 3, a13); put(1, 4, a14); put(1, 5, a15)
+            put(2, 0, a20); put(2, 1, a21); put(2, 2, a22); put(2, 3, a23); put(2, 4, a24); put(2, 5, a25)
+            put(3, 0, a30); put(3, 1, a31); put(3, 2, a32); put(3, 3, a33); put(3, 4, a34); put(3, 5, a35)
+            p0 += 6
         }
         o0 += 4
     }
