@@ -44,17 +44,18 @@ private final class ThreadScratch {
 
     deinit { base?.deallocate() }
 
-    /// `count` zero-filled floats, 64-byte aligned, valid until this thread's next call.
+    /// `count` floats, 64-byte aligned, valid until this thread's next call. Zero-filled when
+    /// newly allocated; otherwise they hold finite values of earlier calls, which the caller
+    /// overwrites or never uses (see `convolutionForwardWinograd3x3`).
     func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
         let needed = max(1, count) * 4
         if needed > bytes {
             base?.deallocate()
             base = UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64)
             bytes = needed
+            base!.initializeMemory(as: Float.self, repeating: 0, count: needed / 4)
         }
-        let p = base!.bindMemory(to: Float.self, capacity: max(1, count))
-        p.initialize(repeating: 0, count: max(1, count))
-        return p
+        return base!.bindMemory(to: Float.self, capacity: max(1, count))
     }
 }
 
@@ -403,6 +404,10 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
     let v = u + rounded(plan.uCount)
     let m = v + rounded(plan.vCount)
     let pad = m + rounded(plan.mCount)
+    // The padded images' borders must be zero, and an earlier call may have left data of
+    // another layout there. U is written whole; V and M are written wherever a kept output
+    // reads them (the columns past a block are computed from leftovers and dropped).
+    pad.update(repeating: 0, count: plan.padCount)
     let masks = LaneMasks()
     defer { masks.deallocate() }
 
