@@ -44,7 +44,11 @@ struct PaddedImage {
     }
 
     /// Copies one image [C, H, W] into the interior (the border stays zero).
-    func load(_ x: UnsafePointer<Float>) {
+    func load(_ x: UnsafePointer<Float>) { load(x, into: buffer) }
+
+    /// Copies one image [C, H, W] into the interior of `buffer`, a zero-filled buffer of this
+    /// layout (`capacity` floats; the border stays zero).
+    func load(_ x: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>) {
         let (H, W, P, S) = (shape.height, shape.width, shape.padding, shape.stride)
         for c in 0..<shape.inChannels {
             for i in 0..<H {
@@ -134,25 +138,28 @@ public func convolutionForwardDirectAVX512(_ s: ConvShape, x: UnsafePointer<Floa
     }
 }
 
-/// gw += the weight gradient of a stride-1 convolution over `images` consecutive images.
+/// gw += the weight gradient of a convolution (any stride) over `images` consecutive images.
 /// - x: [images, C, H, W]; gy: [images, O, Ho, Wo]; gw: [O, C, k, k].
-/// gw[o, p] = sum over images and grid positions q of gy[o, q] * x_padded[q + offset(p)]: dot
-/// products along q, 4 output channels x 4 patch rows at a time, 16 positions per vector. All
-/// images are laid out first so that each tile's sums stay in registers across the images.
+/// gw[o, p] = sum over images and grid positions q of gy[o, q] * x_padded[q + offset(p)] (the
+/// layout of `PaddedImage`, whose grid has row length wp; gy is laid out on that grid with
+/// zeros past each output row): dot products along q, 4 output channels x 6 patch rows at a
+/// time, 16 positions per vector. All images of a group are laid out first so that each tile's
+/// sums stay in registers across the images.
 @inline(never)
-public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
-                                                   gw: UnsafeMutablePointer<Float>, images: Int) {
-    precondition(s.stride == 1, "direct convolution is for stride 1")
+public func convolutionWeightGradientDirectAVX512(_ s: ConvShape, x: UnsafePointer<Float>, gy: UnsafePointer<Float>,
+                                                  gw: UnsafeMutablePointer<Float>, images: Int) {
     guard images > 0 else { return }
-    let (O, patch, Ho, Wo) = (s.outChannels, s.patch, s.outHeight, s.outWidth)
+    let (O, Ho, Wo) = (s.outChannels, s.outHeight, s.outWidth)
     let hw = Ho * Wo
-    let wp = s.width + 2 * s.padding
+    let probe = PaddedImage(s, extra: 0)
+    let wp = probe.wp
+    probe.deallocate()
     let length = (Ho * wp + 15) / 16 * 16
     let layout = PaddedImage(s, extra: length - Ho * wp + 16)
     let stride = layout.capacity
     // Images are taken in groups whose padded inputs and gradient grids stay in the core's L2
-    // cache while every (4 x 4) tile streams over them; each tile's sums stay in registers
-    // across a group and are reduced once per group.
+    // cache while every tile streams over them; each tile's sums stay in registers across a
+    // group and are reduced once per group.
     let bytesPerImage = (stride + O * length) * MemoryLayout<Float>.stride
     let group = max(1, min(images, (384 << 10) / bytesPerImage))
     let padded = UnsafeMutablePointer<Float>.allocate(capacity: group * stride)
@@ -160,19 +167,12 @@ public func convolutionWeightGradientStride1AVX512(_ s: ConvShape, x: UnsafePoin
     padded.initialize(repeating: 0, count: group * stride)
     grid.initialize(repeating: 0, count: group * O * length)
     defer { layout.deallocate(); padded.deallocate(); grid.deallocate() }
-    let (H, W, P, plane) = (s.height, s.width, s.padding, layout.plane)
     var first = 0
     while first < images {
         let count = min(group, images - first)
         for k in 0..<count {
             let n = first + k
-            let src = x + n * s.inChannels * H * W, dst = padded + k * stride
-            for c in 0..<s.inChannels {
-                for i in 0..<H {
-                    let a = src + (c * H + i) * W, b = dst + c * plane + (i + P) * wp + P
-                    for j in 0..<W { b[j] = a[j] }
-                }
-            }
+            layout.load(x + n * s.inChannels * s.height * s.width, into: padded + k * stride)
             let g = gy + n * O * hw, d = grid + k * O * length
             for o in 0..<O {
                 for oy in 0..<Ho {

@@ -14,15 +14,10 @@ func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as
 @inline(__always)
 func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
 
-/// Where row p of the B operand starts: a packed panel (row p at p * 32), or rows read in place
-/// from a padded image (row p at offsets[p]: the implicit im2col of a stride-1 convolution).
+/// Where row p of the B operand starts: rows read in place from a padded image (row p at
+/// offsets[p]: the implicit im2col of a convolution) or at a fixed distance (Winograd's V).
 protocol RowAddressing {
     func row(_ p: Int) -> UnsafePointer<Float>
-}
-
-struct PackedRows: RowAddressing {
-    let base: UnsafePointer<Float>
-    @inline(__always) func row(_ p: Int) -> UnsafePointer<Float> { base + 32 * p }
 }
 
 struct OffsetRows: RowAddressing {
@@ -32,14 +27,7 @@ struct OffsetRows: RowAddressing {
 }
 
 /// tile[r, t] (+)= sum over p < depth of a[p * 8 + r] * B[p, t], written to c[r * ldc + t]
-/// for r < rows, t < columns. `a` is a packed panel (see the packers), B is addressed by `b`.
-@inline(__always)
-func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                 c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
-    microKernel(depth: depth, a: a, rowsOf: PackedRows(base: b), c: c, ldc: ldc, rows: rows, columns: columns,
-                accumulate: accumulate)
-}
-
+/// for r < rows, t < columns. `a` is a packed panel (see `packRows`), B is addressed by `bRows`.
 @inline(__always)
 func microKernel<B: RowAddressing>(depth: Int, a: UnsafePointer<Float>, rowsOf bRows: B,
                                    c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {

@@ -343,11 +343,7 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
                 Compute.parallelFor(pieces.count) { piece in
                     let r = pieces[piece]
                     let (xi, gi) = (xp.baseAddress! + r.lowerBound * inImage, gyp.baseAddress! + r.lowerBound * outImage)
-                    if shape.stride == 1 {
-                        convolutionWeightGradientStride1AVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
-                    } else {
-                        convolutionWeightGradientAVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
-                    }
+                    convolutionWeightGradientDirectAVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
                 }
             }
         }
@@ -465,12 +461,7 @@ public func conv2dWeightGradientPerImage(_ x: Tensor, weightShape: [Int], gradOu
             Compute.parallelFor(g.batch) { n in
                 let (xi, gi, gw) = (xp.baseAddress! + n * inImage, gyp.baseAddress! + n * outImage, rows + n * wCount)
                 if byAVX512 {
-                    let shape = g.avx512Shape
-                    if shape.stride == 1 {
-                        convolutionWeightGradientStride1AVX512(shape, x: xi, gy: gi, gw: gw, images: 1)
-                    } else {
-                        convolutionWeightGradientAVX512(shape, x: xi, gy: gi, gw: gw, images: 1)
-                    }
+                    convolutionWeightGradientDirectAVX512(g.avx512Shape, x: xi, gy: gi, gw: gw, images: 1)
                 } else {
                     let cols = UnsafeMutablePointer<Float>.allocate(capacity: g.patch * hw)
                     defer { cols.deallocate() }
