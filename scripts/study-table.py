@@ -23,8 +23,15 @@ METHODS = [
     ("pair", "+ paired loss", "synthetic"),
     ("acq", "+ consistency (= ACQ)", "synthetic"),
     ("qat", "QAT", "**REAL training set** (not data-free)"),
+    # scripts/study.sh --sweep: ACQ with one loss weight moved from its default (1, 0.1, 1).
+    ("acq-acm0.3", "ACQ, ACM weight 0.3", "synthetic"),
+    ("acq-acm3", "ACQ, ACM weight 3", "synthetic"),
+    ("acq-pair0.03", "ACQ, pair weight 0.03", "synthetic"),
+    ("acq-pair0.3", "ACQ, pair weight 0.3", "synthetic"),
+    ("acq-cons0.3", "ACQ, consistency weight 0.3", "synthetic"),
+    ("acq-cons3", "ACQ, consistency weight 3", "synthetic"),
 ]
-RUN = re.compile(r"^(ptq|gdfq|acm|pair|acq|qat)-w([2-8])a\2-seed([0-9]+)$")
+RUN = re.compile(r"^(ptq|gdfq|acm|pair|acq|qat|acq-(?:acm|pair|cons)[0-9.]+)-w([2-8])a\2-seed([0-9]+)$")
 
 
 def fail(message):

@@ -8,6 +8,8 @@
 #   acq    datafree --method acq                                   (+ consistency = ACQ)
 #   qat    quantize --method qat                          (REAL training data: not data-free)
 #
+# or, with --sweep, ACQ with one of its loss weights moved from its default at a time (the sweep
+# behind the defaults): gdfq, acq, and acq-acm{0.3,3}, acq-pair{0.03,0.3}, acq-cons{0.3,3};
 # then `diagnose --json` on every data-free run's generator and once on real test images, and
 # the table of final test accuracies (mean ± sample sd over seeds) and diagnostics in
 # <out>/table.md (scripts/study-table.py). Every run has its own folder under <out>; a run whose
@@ -21,7 +23,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: scripts/study.sh [--preset quick|short|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
                         [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
-                        [--student-ce-weight W]
+                        [--student-ce-weight W] [--sweep]
 EOF
     exit 2
 }
@@ -31,9 +33,10 @@ preset=default seeds=3 bits="4 3" ranks=1 threads=$(nproc)
 out="runs/study-$(date -u +%Y%m%d)"
 bin="${ACQ_DIST_BIN:-$root/.build/release/acq-dist}"
 teacher="$root/models/resnet20-fashion-mnist.safetensors"
-test_limit="" student_lr="" samples="" ce_weight=1
+test_limit="" student_lr="" samples="" ce_weight=1 sweep=0
 while [ $# -gt 0 ]; do
     case "$1" in
+        --sweep) sweep=1; shift; continue ;;
         --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight)
             [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; usage; }
             v="$2"
@@ -82,7 +85,7 @@ limit=()
 
 mkdir -p "$out"
 # A resumed study must be the same study: refuse a folder holding runs of other settings.
-settings="preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
+settings="$([ "$sweep" = 1 ] && echo "sweep ")preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
 if [ -f "$out/settings.txt" ]; then
     [ "$(cat "$out/settings.txt")" = "$settings" ] || fail "$out holds a study with other settings ($(cat "$out/settings.txt")); use another --out"
 else
@@ -139,9 +142,24 @@ diagnose() {  # diagnose FOLDER SOURCE-ARGS...: writes FOLDER/diagnostics.json
 
 mkdir -p "$out/real"
 diagnose "$out/real" --real
+# The sweep: the default weights are 1 (ACM), 0.1 (pair), 1 (consistency); each is moved down
+# and up by about a factor of 3 with the others at their defaults.
+sweep_runs=("acm 0.3" "acm 3" "pair 0.03" "pair 0.3" "cons 0.3" "cons 3")
 for b in $bits; do
     for ((seed = 0; seed < seeds; seed++)); do
         tag="w${b}a${b}-seed$seed"
+        if [ "$sweep" = 1 ]; then
+            datafree "gdfq-$tag" "$b" "$seed" --method gdfq
+            datafree "acq-$tag" "$b" "$seed" --method acq
+            names=(gdfq acq)
+            for r in "${sweep_runs[@]}"; do
+                read -r term weight <<< "$r"
+                datafree "acq-$term$weight-$tag" "$b" "$seed" --method acq "--$term-weight" "$weight"
+                names+=("acq-$term$weight")
+            done
+            for m in "${names[@]}"; do diagnose "$out/$m-$tag" --generator "$out/$m-$tag/generator.safetensors" --seed "$seed"; done
+            continue
+        fi
         quantize "ptq-$tag" "$b" "$seed" --method ptq "${ptq[@]}"
         datafree "gdfq-$tag" "$b" "$seed" --method gdfq
         datafree "acm-$tag" "$b" "$seed" --method acq --pair-weight 0 --cons-weight 0

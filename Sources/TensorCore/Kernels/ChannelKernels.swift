@@ -180,26 +180,10 @@ extension Tensor {
         }
     }
 
-    /// max(x, 0) as `x > 0 ? x : 0` (NaN gives 0).
-    public func relu() -> Tensor {
-        var y = Tensor(uninitializedShape: shape)
-        withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                let (x, out) = (xp.baseAddress!, yp.baseAddress!)
-                Tensor.splitElements(xp.count) { start, count in
-                    let zero = Lanes()
-                    var i = start
-                    let end = start + count
-                    while i + 16 <= end { let v = loadLanes(x + i); storeLanes(zero.replacing(with: v, where: v .> zero), out + i); i += 16 }
-                    while i < end { out[i] = x[i] > 0 ? x[i] : 0; i += 1 }
-                }
-            }
-        }
-        return y
-    }
-
-    /// relu(self + other) for tensors of equal shape (a residual addition and its ReLU).
-    public func addingReLU(_ other: Tensor) -> Tensor {
+    /// out[i] = vector(self, other) 16 lanes at a time (`scalar` for the last few), over
+    /// contiguous pieces on the kernel threads. The closures are inlined into the loops.
+    @inline(__always)
+    func zipLanes(_ other: Tensor, _ vector: (Lanes, Lanes) -> Lanes, _ scalar: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "element-wise shapes differ: \(shape) vs \(other.shape)")
         var y = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { ap in
@@ -207,14 +191,10 @@ extension Tensor {
                 y.withUnsafeMutableBufferPointer { yp in
                     let (a, b, out) = (ap.baseAddress!, bp.baseAddress!, yp.baseAddress!)
                     Tensor.splitElements(ap.count) { start, count in
-                        let zero = Lanes()
                         var i = start
                         let end = start + count
-                        while i + 16 <= end {
-                            let v = loadLanes(a + i) + loadLanes(b + i)
-                            storeLanes(zero.replacing(with: v, where: v .> zero), out + i); i += 16
-                        }
-                        while i < end { let v = a[i] + b[i]; out[i] = v > 0 ? v : 0; i += 1 }
+                        while i + 16 <= end { storeLanes(vector(loadLanes(a + i), loadLanes(b + i)), out + i); i += 16 }
+                        while i < end { out[i] = scalar(a[i], b[i]); i += 1 }
                     }
                 }
             }
@@ -222,26 +202,19 @@ extension Tensor {
         return y
     }
 
+    /// max(x, 0) as `x > 0 ? x : 0` (NaN gives 0).
+    public func relu() -> Tensor {
+        zipLanes(self, { v, _ in Lanes().replacing(with: v, where: v .> Lanes()) }, { v, _ in v > 0 ? v : 0 })
+    }
+
+    /// relu(self + other) for tensors of equal shape (a residual addition and its ReLU).
+    public func addingReLU(_ other: Tensor) -> Tensor {
+        zipLanes(other, { a, b in let v = a + b; return Lanes().replacing(with: v, where: v .> Lanes()) },
+                 { a, b in let v = a + b; return v > 0 ? v : 0 })
+    }
+
     /// This gradient where `output` (a ReLU's output) is positive, 0 elsewhere: ReLU's backward.
     public func maskedByPositive(_ output: Tensor) -> Tensor {
-        precondition(shape == output.shape, "element-wise shapes differ: \(shape) vs \(output.shape)")
-        var g = Tensor(uninitializedShape: shape)
-        withUnsafeBufferPointer { gp in
-            output.withUnsafeBufferPointer { yp in
-                g.withUnsafeMutableBufferPointer { op in
-                    let (gy, y, out) = (gp.baseAddress!, yp.baseAddress!, op.baseAddress!)
-                    Tensor.splitElements(gp.count) { start, count in
-                        let zero = Lanes()
-                        var i = start
-                        let end = start + count
-                        while i + 16 <= end {
-                            storeLanes(zero.replacing(with: loadLanes(gy + i), where: loadLanes(y + i) .> zero), out + i); i += 16
-                        }
-                        while i < end { out[i] = y[i] > 0 ? gy[i] : 0; i += 1 }
-                    }
-                }
-            }
-        }
-        return g
+        zipLanes(output, { g, y in Lanes().replacing(with: g, where: y .> Lanes()) }, { g, y in y > 0 ? g : 0 })
     }
 }
