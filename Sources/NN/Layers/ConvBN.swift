@@ -67,21 +67,26 @@ public final class ConvBN {
         !GradientMode.isEnabled && mode != .train && foldingObstacle == nil && !bn.capturesInput
     }
 
+    /// This block as one convolution with its BN folded into the weights and bias, for
+    /// inference (`runsFusedInference`): fold once, then apply to any number of chunks.
+    public func foldedForInference() -> FoldedConvolution {
+        precondition(runsFusedInference, "fused inference needs no gradients and running statistics: \(foldingObstacle ?? "gradients are recorded or the BN keeps its input")")
+        if mode == .deploy {
+            if deployed == nil { foldForDeployment() }
+            return FoldedConvolution(weight: deployed!.weight.value, bias: deployed!.bias.value,
+                                     stride: conv.stride, padding: conv.padding)
+        }
+        let fold = bn.fold(convBias: conv.bias?.value.scalars)
+        return FoldedConvolution(weight: conv.weight.value.scaledPerOutputChannel(fold.scale),
+                                 bias: Tensor(shape: [bn.channels], scalars: fold.bias),
+                                 stride: conv.stride, padding: conv.padding)
+    }
+
     /// relu?(BN(conv(x)) + residual) as one convolution with the BN folded into its weights (the
     /// values of `forward` up to rounding), for inference: no graph, one pass over the output.
     /// - x: [N, in, H, W]; residual: [N, out, Ho, Wo] or nil. Returns [N, out, Ho, Wo].
     public func inference(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
-        precondition(runsFusedInference, "fused inference needs no gradients and running statistics: \(foldingObstacle ?? "gradients are recorded or the BN keeps its input")")
-        let (weight, bias): (Tensor, Tensor)
-        if mode == .deploy {
-            if deployed == nil { foldForDeployment() }
-            (weight, bias) = (deployed!.weight.value, deployed!.bias.value)
-        } else {
-            let fold = bn.fold(convBias: conv.bias?.value.scalars)
-            (weight, bias) = (conv.weight.value.scaledPerOutputChannel(fold.scale), Tensor(shape: [bn.channels], scalars: fold.bias))
-        }
-        return conv2dForward(x, weight: weight, stride: conv.stride, padding: conv.padding,
-                             epilogue: ConvEpilogue(bias: bias, residual: residual, relu: relu))
+        foldedForInference()(x, residual: residual, relu: relu)
     }
 
     /// Computes deploy mode's parameters from the current conv and BN: w' = w * s,
@@ -92,6 +97,21 @@ public final class ConvBN {
         let w = conv.weight.value.scaledPerOutputChannel(fold.scale)
         let bias = Tensor(shape: [bn.channels], scalars: fold.bias)
         deployed = (Parameter(w), Parameter(bias))
+    }
+}
+
+/// A conv+BN block folded for inference: y = relu?(conv(x, weight) + bias + residual), the BN,
+/// the shortcut and the ReLU applied as the convolution stores its output (`ConvEpilogue`).
+public struct FoldedConvolution {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let stride: Int
+    public let padding: Int
+
+    /// - x: [N, in, H, W]; residual: [N, out, Ho, Wo] or nil. Returns [N, out, Ho, Wo].
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
+        conv2dForward(x, weight: weight, stride: stride, padding: padding,
+                      epilogue: ConvEpilogue(bias: bias, residual: residual, relu: relu))
     }
 }
 

@@ -64,6 +64,12 @@ public final class BasicBlock: Layer, ConvBNOwner {
         block1.runsFusedInference && block2.runsFusedInference && (shortcutBlock?.runsFusedInference ?? true)
     }
 
+    /// The block's three convolutions folded for inference, once for any number of chunks.
+    func foldedForInference() -> FoldedBlock {
+        FoldedBlock(c1: block1.foldedForInference(), c2: block2.foldedForInference(),
+                    shortcut: shortcutBlock?.foldedForInference())
+    }
+
     public var children: [(String, any Layer)] {
         var c: [(String, any Layer)] = [("c1", c1), ("b1", b1), ("c2", c2), ("b2", b2)]
         if let shortcut { c.append(("sc", shortcut)) }
@@ -72,13 +78,30 @@ public final class BasicBlock: Layer, ConvBNOwner {
 
     /// - x: [N, in, H, W]. Returns [N, out, H/stride, W/stride].
     public func forward(_ x: Variable) -> Variable {
-        if runsFusedInference {
-            let h = block1.inference(x.value, relu: true)
-            let identity = shortcutBlock?.inference(x.value, relu: false) ?? x.value
-            return Variable(block2.inference(h, residual: identity, relu: true))
-        }
+        if runsFusedInference { return Variable(foldedForInference()(x.value)) }
         let out = block2.forward(block1.forward(x, relu: true))
         return addReLU(out, shortcutBlock?.forward(x) ?? x)
+    }
+}
+
+/// A BasicBlock folded for inference: relu(c2(relu(c1(x))) + shortcut(x)) as three convolutions.
+struct FoldedBlock {
+    let c1: FoldedConvolution, c2: FoldedConvolution, shortcut: FoldedConvolution?
+
+    /// - x: [N, in, H, W]. Returns [N, out, H/stride, W/stride].
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        c2(c1(x, relu: true), residual: shortcut?(x, relu: false) ?? x, relu: true)
+    }
+}
+
+/// The stem and stages of a ResNet folded for inference.
+struct FoldedFeatures {
+    let stem: FoldedConvolution
+    let blocks: [FoldedBlock]
+
+    /// - x: [N, inChannels, H, W]. Returns the last stage's output [N, 64, H/4, W/4].
+    func features(_ x: Tensor) -> Tensor {
+        blocks.reduce(stem(x, relu: true)) { h, block in block(h) }
     }
 }
 
@@ -123,7 +146,10 @@ public final class ResNet: Layer, ConvBNOwner {
     public func features(_ x: Variable) -> Variable {
         precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
                      "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
-        if runsFusedInference { return Variable(inChunks(x.value) { self.fusedFeatures($0) }) }
+        if runsFusedInference {
+            let folded = foldedForInference()
+            return Variable(inChunks(x.value) { folded.features($0) })
+        }
         return layers(stem.forward(x, relu: true))
     }
 
@@ -136,12 +162,14 @@ public final class ResNet: Layer, ConvBNOwner {
         precondition(x.value.rank == 4 && x.shape[1] == config.inChannels,
                      "\(config.name) expects [N, \(config.inChannels), H, W], got \(x.shape)")
         if runsFusedInference {
-            return Variable(inChunks(x.value) { self.classify(Variable(self.fusedFeatures($0))).value })
+            let folded = foldedForInference()
+            return Variable(inChunks(x.value) { self.classify(Variable(folded.features($0))).value })
         }
         return classify(features(x))
     }
 
-    /// Whether every conv+BN block runs as one fused convolution (`ConvBN.inference`).
+    /// Whether every conv+BN block runs as one fused convolution (`ConvBN.inference`) and the
+    /// stages are BasicBlocks.
     var runsFusedInference: Bool {
         stem.runsFusedInference && layers.layers.allSatisfy { ($0 as? BasicBlock)?.runsFusedInference ?? false }
     }
@@ -170,9 +198,9 @@ public final class ResNet: Layer, ConvBNOwner {
         return Tensor.concatenate(rows: parts)
     }
 
-    /// The features of `runsFusedInference`'s path. - x: [N, inChannels, H, W].
-    func fusedFeatures(_ x: Tensor) -> Tensor {
-        layers(Variable(stem.inference(x, relu: true))).value
+    /// Every conv+BN block folded once for a fused forward (`runsFusedInference`).
+    func foldedForInference() -> FoldedFeatures {
+        FoldedFeatures(stem: stem.foldedForInference(), blocks: layers.layers.map { ($0 as! BasicBlock).foldedForInference() })
     }
 
     /// All batch-norm layers in forward order.
