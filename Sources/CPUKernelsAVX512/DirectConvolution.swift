@@ -23,7 +23,7 @@ struct PaddedImage {
         shape = s
         let S = s.stride
         hp = (s.height + 2 * s.padding + S - 1) / S
-        wp = (s.width + 2 * s.padding + S - 1) / S
+        wp = PaddedImage.rowLength(s)
         plane = hp * wp
         phaseFloats = s.inChannels * plane
         gridLength = s.outHeight * wp
@@ -42,6 +42,9 @@ struct PaddedImage {
             }
         }
     }
+
+    /// The grid's row length: a phase plane's columns.
+    static func rowLength(_ s: ConvShape) -> Int { (s.width + 2 * s.padding + s.stride - 1) / s.stride }
 
     /// Copies one image [C, H, W] into the interior (the border stays zero).
     func load(_ x: UnsafePointer<Float>) { load(x, into: buffer) }
@@ -151,9 +154,7 @@ public func convolutionWeightGradientDirectAVX512(_ s: ConvShape, x: UnsafePoint
     guard images > 0 else { return }
     let (O, Ho, Wo) = (s.outChannels, s.outHeight, s.outWidth)
     let hw = Ho * Wo
-    let probe = PaddedImage(s, extra: 0)
-    let wp = probe.wp
-    probe.deallocate()
+    let wp = PaddedImage.rowLength(s)
     let length = (Ho * wp + 15) / 16 * 16
     let layout = PaddedImage(s, extra: length - Ho * wp + 16)
     let stride = layout.capacity

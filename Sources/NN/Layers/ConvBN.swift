@@ -38,30 +38,25 @@ public final class ConvBN {
 
     /// relu(block(x)) when `relu`; with batch statistics the BN and the ReLU are one op.
     public func forward(_ x: Variable, relu applyReLU: Bool) -> Variable {
-        if mode == .train || mode == .eval { return bn.forward(conv(x), relu: applyReLU) }
-        let y = foldedForward(x)
+        let y: Variable
+        switch mode {
+        case .train, .eval:
+            return bn.forward(conv(x), relu: applyReLU)
+        case .tune:
+            precondition(foldingObstacle == nil, "Tune mode does not apply to this block: \(foldingObstacle ?? "")")
+            y = convBatchNormFolded(x, weight: conv.weight.variable, bias: conv.bias?.variable,
+                                    gamma: bn.weight!.variable, beta: bn.bias!.variable,
+                                    runningMean: bn.runningMean.value, runningVar: bn.runningVar.value,
+                                    eps: bn.eps, stride: conv.stride, padding: conv.padding)
+        case .deploy:
+            if deployed == nil { foldForDeployment() }
+            y = conv2d(x, weight: deployed!.weight.variable, bias: deployed!.bias.variable,
+                       stride: conv.stride, padding: conv.padding)
+        }
         return applyReLU ? relu(y) : y
     }
 
-    /// Tune and deploy modes: one convolution with the BN folded into its parameters.
-    func foldedForward(_ x: Variable) -> Variable {
-        switch mode {
-        case .train, .eval:
-            preconditionFailure("foldedForward in \(mode) mode")
-        case .tune:
-            precondition(foldingObstacle == nil, "Tune mode does not apply to this block: \(foldingObstacle ?? "")")
-            return convBatchNormFolded(x, weight: conv.weight.variable, bias: conv.bias?.variable,
-                                       gamma: bn.weight!.variable, beta: bn.bias!.variable,
-                                       runningMean: bn.runningMean.value, runningVar: bn.runningVar.value,
-                                       eps: bn.eps, stride: conv.stride, padding: conv.padding)
-        case .deploy:
-            if deployed == nil { foldForDeployment() }
-            return conv2d(x, weight: deployed!.weight.variable, bias: deployed!.bias.variable,
-                          stride: conv.stride, padding: conv.padding)
-        }
-    }
-
-    /// Whether `inference(_:residual:relu:)` gives this block's values: no graph is recorded and
+    /// Whether `foldedForInference()` gives this block's values: no graph is recorded and
     /// the batch norm normalises with its running statistics and does not keep its input.
     public var runsFusedInference: Bool {
         !GradientMode.isEnabled && mode != .train && foldingObstacle == nil && !bn.capturesInput
@@ -80,13 +75,6 @@ public final class ConvBN {
         return FoldedConvolution(weight: conv.weight.value.scaledPerOutputChannel(fold.scale),
                                  bias: Tensor(shape: [bn.channels], scalars: fold.bias),
                                  stride: conv.stride, padding: conv.padding)
-    }
-
-    /// relu?(BN(conv(x)) + residual) as one convolution with the BN folded into its weights (the
-    /// values of `forward` up to rounding), for inference: no graph, one pass over the output.
-    /// - x: [N, in, H, W]; residual: [N, out, Ho, Wo] or nil. Returns [N, out, Ho, Wo].
-    public func inference(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
-        foldedForInference()(x, residual: residual, relu: relu)
     }
 
     /// Computes deploy mode's parameters from the current conv and BN: w' = w * s,

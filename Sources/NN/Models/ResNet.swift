@@ -59,7 +59,7 @@ public final class BasicBlock: Layer, ConvBNOwner {
     }
 
     /// Inference without a graph runs each conv+BN as one convolution with its BN, shortcut and
-    /// ReLU applied as the output is written (`ConvBN.inference`).
+    /// ReLU applied as the output is written (`ConvBN.foldedForInference`).
     var runsFusedInference: Bool {
         block1.runsFusedInference && block2.runsFusedInference && (shortcutBlock?.runsFusedInference ?? true)
     }
@@ -168,7 +168,7 @@ public final class ResNet: Layer, ConvBNOwner {
         return classify(features(x))
     }
 
-    /// Whether every conv+BN block runs as one fused convolution (`ConvBN.inference`) and the
+    /// Whether every conv+BN block runs as one fused convolution (`ConvBN.foldedForInference`) and the
     /// stages are BasicBlocks.
     var runsFusedInference: Bool {
         stem.runsFusedInference && layers.layers.allSatisfy { ($0 as? BasicBlock)?.runsFusedInference ?? false }
