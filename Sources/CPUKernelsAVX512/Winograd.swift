@@ -226,9 +226,9 @@ private func winogradLoadImage(_ plan: WinogradPlan, x: UnsafePointer<Float>, xE
             let src = x + (c * H + r) * W
             let e = slot + c * plan.planeP + (r + 1) * 2 * half, od = e + half
             if vectorRows && src + 32 <= xEnd {
-                let row = UnsafeRawPointer(src).loadUnaligned(as: SIMD32<Float>.self)
-                let odd = unsafeBitCast(row.oddHalf, to: SIMD16<UInt32>.self) & oddMask
-                let even = unsafeBitCast(row.evenHalf, to: SIMD16<UInt32>.self) & evenMask
+                let row = deinterleave(load(src), load(src + 16))
+                let odd = unsafeBitCast(row.odd, to: SIMD16<UInt32>.self) & oddMask
+                let even = unsafeBitCast(row.even, to: SIMD16<UInt32>.self) & evenMask
                 store(unsafeBitCast(odd, to: V.self), e + 1)
                 store(unsafeBitCast(even, to: V.self), od)
                 continue
@@ -344,10 +344,8 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
                     let t0 = m0 + m4 + m8, t1 = m1 + m5 + m9, t2 = m2 + m6 + m10, t3 = m3 + m7 + m11
                     let s0 = m4 - m8 - m12, s1 = m5 - m9 - m13, s2 = m6 - m10 - m14, s3 = m7 - m11 - m15
                     for u in 0..<outputRows {
-                        var row = SIMD32<Float>()
-                        row.evenHalf = u == 0 ? t0 + t1 + t2 : s0 + s1 + s2
-                        row.oddHalf = u == 0 ? t1 - t2 - t3 : s1 - s2 - s3
-                        var lo = row.lowHalf, hi = row.highHalf
+                        let row = u == 0 ? interleave(t0 + t1 + t2, t1 - t2 - t3) : interleave(s0 + s1 + s2, s1 - s2 - s3)
+                        var lo = row.low, hi = row.high
                         let off = (2 * i + u) * W + 2 * j0
                         let dst = plane + off
                         if hasEpilogue {

@@ -105,7 +105,8 @@ import TensorCore
 // does not divide into the epilogue's groups (16 x 28 x 28 outputs: 5 images per group).
 @Suite struct ConvolutionEpilogueTests {
     @Test(arguments: [ConvolutionKernels.blas, .avx512], [(16, 16, 1, 1, 28, 28), (1, 16, 1, 1, 28, 28), (16, 32, 2, 1, 28, 28),
-                                                        (16, 32, 2, 0, 28, 28), (64, 64, 1, 1, 7, 7)])
+                                                        (16, 32, 2, 0, 28, 28), (64, 64, 1, 1, 7, 7),
+                                                        (32, 32, 1, 1, 14, 14), (8, 9, 1, 1, 9, 11)])
     func epilogueMatchesSeparatePasses(_ kernels: ConvolutionKernels, _ shape: (Int, Int, Int, Int, Int, Int)) throws {
         if kernels == .avx512 {
             try #require(ConvolutionKernels.processorHasAVX512, "this processor has no AVX-512; the BLAS path is tested alone")

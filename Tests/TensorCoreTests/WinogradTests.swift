@@ -23,9 +23,11 @@ import Foundation
     }
 
     // Odd sizes (tiles past the edge), channel counts not a multiple of 8, batches whose blocks
-    // of tiles cross rows of tiles and images, one input channel.
+    // of tiles cross rows of tiles and images, one input channel, rows of 1 to 18 tiles, blocks
+    // of many small images.
     @Test(arguments: [(2, 16, 16, 28, 28), (2, 32, 32, 14, 14), (2, 64, 64, 7, 7), (3, 129, 128, 14, 14),
-                      (2, 3, 5, 9, 11), (1, 1, 16, 28, 28)])
+                      (2, 3, 5, 9, 11), (1, 1, 16, 28, 28), (2, 16, 8, 32, 32), (2, 8, 8, 33, 35),
+                      (9, 8, 8, 8, 8), (5, 24, 16, 14, 14), (17, 9, 10, 7, 12), (3, 8, 9, 1, 1), (4, 8, 8, 2, 29)])
     func winogradMatchesReference(_ n: Int, _ c: Int, _ o: Int, _ h: Int, _ w: Int) {
         guard ConvolutionKernels.processorHasAVX512 else { return }
         let x = Tensor.randomNormal([n, c, h, w], seed: 21), wt = Tensor.randomNormal([o, c, 3, 3], seed: 22)
