@@ -48,3 +48,63 @@ import Foundation
         #expect(maxDiff <= 1e-4 * max(1, maxRef), "max |difference| \(maxDiff), max |reference| \(maxRef)")
     }
 }
+
+// The Winograd weight gradient against a plain loop over positions.
+@Suite struct WinogradWeightGradientTests {
+    /// gw[o, c, ki, kj] = sum over images and positions of gy[n, o, y, x] * x[n, c, y + ki - 1, x + kj - 1].
+    static func reference(_ x: Tensor, _ gy: Tensor, outChannels o: Int) -> [Float] {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (xs, gs) = (x.scalars, gy.scalars)
+        var gw = [Float](repeating: 0, count: o * c * 9)
+        for oi in 0..<o {
+            for ci in 0..<c {
+                for ki in 0..<3 {
+                    for kj in 0..<3 {
+                        var sum: Double = 0
+                        for b in 0..<n {
+                            for yy in 0..<h {
+                                let iy = yy + ki - 1
+                                guard iy >= 0 && iy < h else { continue }
+                                for xx in 0..<w {
+                                    let ix = xx + kj - 1
+                                    guard ix >= 0 && ix < w else { continue }
+                                    sum += Double(gs[((b * o + oi) * h + yy) * w + xx]) * Double(xs[((b * c + ci) * h + iy) * w + ix])
+                                }
+                            }
+                        }
+                        gw[((oi * c + ci) * 3 + ki) * 3 + kj] = Float(sum)
+                    }
+                }
+            }
+        }
+        return gw
+    }
+
+    // Channel counts below and past whole vectors, odd sizes (tiles past the edge), one pixel,
+    // groups of tiles that end inside an image (5 x 49 tiles), the ResNet-20 shapes.
+    @Test(arguments: [(2, 16, 16, 28, 28), (2, 32, 32, 14, 14), (3, 64, 64, 7, 7), (2, 3, 5, 9, 11),
+                      (1, 20, 24, 5, 6), (2, 8, 9, 1, 1), (5, 16, 16, 14, 14), (2, 17, 33, 8, 13)])
+    func weightGradientMatchesReference(_ n: Int, _ c: Int, _ o: Int, _ h: Int, _ w: Int) {
+        guard ConvolutionKernels.processorHasAVX512 else { return }
+        let x = Tensor.randomNormal([n, c, h, w], seed: 31), gy = Tensor.randomNormal([n, o, h, w], seed: 32)
+        let s = ConvShape(inChannels: c, height: h, width: w, outChannels: o, kernel: 3, stride: 1, padding: 1)
+        // The kernel adds to gw: start from ones and take them off again.
+        var fast = [Float](repeating: 1, count: o * c * 9)
+        x.withUnsafeBufferPointer { xp in
+            gy.withUnsafeBufferPointer { gp in
+                fast.withUnsafeMutableBufferPointer { gw in
+                    convolutionWeightGradientWinograd3x3(s, x: xp.baseAddress!, gy: gp.baseAddress!, gw: gw.baseAddress!, images: n)
+                }
+            }
+        }
+        let expected = Self.reference(x, gy, outChannels: o)
+        var maxDiff: Float = 0, maxRef: Float = 0
+        for i in 0..<expected.count {
+            let d = abs((fast[i] - 1) - expected[i])
+            maxDiff = d.isNaN ? .infinity : max(maxDiff, d)
+            maxRef = max(maxRef, abs(expected[i]))
+        }
+        #expect(maxRef > 0.1, "reference is all (near) zero")
+        #expect(maxDiff <= 1e-4 * max(1, maxRef) + 2e-6 * Float(n * h * w), "max |difference| \(maxDiff), max |reference| \(maxRef)")
+    }
+}

@@ -21,6 +21,12 @@ public struct ConvGeometry: Equatable, Sendable {
         precondition(outHeight >= 1 && outWidth >= 1, "conv2d output would be empty for input \(input)")
     }
 
+    /// Whether the AVX-512 path takes Winograd F(2x2, 3x3) (forward, input and weight gradients):
+    /// 16 multiplications per 2x2 outputs instead of 36. Its transforms cost per channel, so with
+    /// few input channels (a stem on 1 or 3) the direct kernel is faster (forward measured: 0.63x
+    /// at C=1, 0.77x at C=3, 1.44x at C=16).
+    var winogradApplies: Bool { kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 }
+
     var avx512Shape: ConvShape {
         ConvShape(inChannels: inChannels, height: height, width: width, outChannels: outChannels,
                   kernel: kernel, stride: stride, padding: padding)
@@ -192,11 +198,7 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
                     let (xBase, wBase, yBase) = (xp.baseAddress!, wp.baseAddress!, yp.baseAddress!)
                     if Compute.convolutionKernels == .avx512 {
                         let shape = g.avx512Shape
-                        // Winograd F(2x2, 3x3): 16 multiplications per 2x2 outputs instead of 36. Its
-                        // input and output transforms cost per channel, so with few input channels (a
-                        // stem on 1 or 3) the direct kernel is faster (measured: 0.63x at C=1, 0.77x
-                        // at C=3, 1.44x at C=16).
-                        let winograd = g.kernel == 3 && g.stride == 1 && g.padding == 1 && g.inChannels >= 8
+                        let winograd = g.winogradApplies
                         // Both kernels apply the epilogue as they store the output.
                         Compute.parallelFor(pieces.count) { piece in
                             let r = pieces[piece], n0 = r.lowerBound
@@ -338,12 +340,17 @@ public func conv2dBackward(_ x: Tensor, weight: Tensor, gradOutput: Tensor, stri
     if weightByAVX512 {
         let shape = g.avx512Shape
         let (inImage, outImage) = (g.inChannels * g.height * g.width, g.outChannels * hw)
+        let winograd = g.winogradApplies
         x.withUnsafeBufferPointer { xp in
             gradOutput.withUnsafeBufferPointer { gyp in
                 Compute.parallelFor(pieces.count) { piece in
                     let r = pieces[piece]
                     let (xi, gi) = (xp.baseAddress! + r.lowerBound * inImage, gyp.baseAddress! + r.lowerBound * outImage)
-                    convolutionWeightGradientDirectAVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
+                    if winograd {
+                        convolutionWeightGradientWinograd3x3(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
+                    } else {
+                        convolutionWeightGradientDirectAVX512(shape, x: xi, gy: gi, gw: partialW + piece * wCount, images: r.count)
+                    }
                 }
             }
         }
