@@ -90,7 +90,9 @@ public func convolutionForwardDirectAVX512(_ s: ConvShape, x: UnsafePointer<Floa
     // One 8 x 32 tile per panel: all panels are computed before any is copied out, so the
     // vector reads of a tile do not wait on the micro-kernel's stores still in flight (a read
     // that straddles two pending stores is not forwarded and stalls).
-    let tiles = UnsafeMutablePointer<Float>.allocate(capacity: panels * 8 * 32)
+    // + 16: the epilogue's last vector of a row may read past the last tile.
+    let tiles = UnsafeMutablePointer<Float>.allocate(capacity: panels * 8 * 32 + 16)
+    tiles.initialize(repeating: 0, count: panels * 8 * 32 + 16)
     defer { image.deallocate(); aPacked.deallocate(); tiles.deallocate() }
     for panel in 0..<panels {
         packRows(w, ld: depth, rows: s.outChannels, r0: panel * 8, depth: depth, into: aPacked + panel * depth * 8)
@@ -119,16 +121,13 @@ public func convolutionForwardDirectAVX512(_ s: ConvShape, x: UnsafePointer<Floa
                     let keep = max(0, min(run, Wo - ox))
                     if keep > 0 {
                         for r in 0..<count {
-                            let at = (n * s.outChannels + r0 + r) * hw + oy * Wo + ox
-                            let dst = y + at
-                            let src = tile + r * 32 + t
-                            if epilogue == nil {
-                                for j in 0..<keep { dst[j] = src[j] }
-                                continue
-                            }
-                            let b = bias?[r0 + r] ?? 0
-                            storeWithEpilogue(src, dst, count: keep, bias: b, residual: residualBase + at,
-                                              hasResidual: hasResidual, relu: relu)
+                            let plane = (n * s.outChannels + r0 + r) * hw
+                            let at = plane + oy * Wo + ox
+                            // A whole vector may spill past the run into this plane's later rows
+                            // (written after it), not past the plane.
+                            storeWithEpilogue(tile + r * 32 + t, y + at, count: keep, room: plane + hw - at,
+                                              hasEpilogue: epilogue != nil, bias: bias?[r0 + r] ?? 0,
+                                              residual: residualBase + at, hasResidual: hasResidual, relu: relu)
                         }
                     }
                     t += run
@@ -246,26 +245,42 @@ func weightGradientTiles(_ s: ConvShape, padded: UnsafeMutablePointer<Float>, st
     }
 }
 
-/// dst[j] = src[j] + bias + residual[j] (the residual read only when `hasResidual`), then ReLU
-/// when `relu` (the order of separate passes), for j < count. The flag is a separate argument
+/// dst[j] = src[j], or with `hasEpilogue` src[j] + bias + residual[j] (the residual read only
+/// when `hasResidual`), then ReLU when `relu` (the order of separate passes), for j < count; the
+/// last vector may write up to `room` floats. The flags are separate arguments
 /// so that the loops test no optional: LLVM if-converts such a test into masked loads from
 /// address 0, which this processor serves very slowly.
 @inline(__always)
-func storeWithEpilogue(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int,
-                       bias: Float, residual: UnsafePointer<Float>, hasResidual: Bool, relu: Bool) {
+func storeWithEpilogue(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, room: Int,
+                       hasEpilogue: Bool, bias: Float, residual: UnsafePointer<Float>, hasResidual: Bool, relu: Bool) {
     let vb = V(repeating: bias), zero = V()
-    var j = 0
-    while j + 16 <= count {
-        var v = load(src + j) + vb
+    @inline(__always) func finish(_ x: V, _ j: Int) -> V {
+        guard hasEpilogue else { return x }
+        var v = x + vb
         if hasResidual { v += load(residual + j) }
         if relu { v = zero.replacing(with: v, where: v .> zero) }
-        store(v, dst + j)
+        return v
+    }
+    var j = 0
+    while j + 16 <= count {
+        store(finish(load(src + j), j), dst + j)
         j += 16
     }
+    // The rest of a short run (rows of 7 or 14 outputs) as one vector where that may spill:
+    // `room` floats from dst may be written (and read, for the residual); src has 16 floats of
+    // slack past its data.
+    if j < count && j + 16 <= room {
+        store(finish(load(src + j), j), dst + j)
+        return
+    }
     while j < count {
-        var v = src[j] + bias
-        if hasResidual { v += residual[j] }
-        dst[j] = relu ? (v > 0 ? v : 0) : v
+        var v = src[j]
+        if hasEpilogue {
+            v += bias
+            if hasResidual { v += residual[j] }
+            if relu { v = v > 0 ? v : 0 }
+        }
+        dst[j] = v
         j += 1
     }
 }
