@@ -82,7 +82,7 @@ private func threadScratch() -> ThreadScratch {
 /// Floats of scratch that `convolutionForwardWinograd3x3` allocates (once per call).
 func winogradScratchFloats(_ s: ConvShape, images: Int) -> Int {
     let p = WinogradPlan(s, images: images)
-    return p.uCount + p.vCount + p.mCount + p.padCount
+    return p.uCount + p.vCount + p.mCount + p.padCount + p.stageCount
 }
 
 struct WinogradPlan {
@@ -95,7 +95,13 @@ struct WinogradPlan {
     /// Padded image: (2 th + 2) rows, each tw + 1 even columns then tw + 1 odd columns.
     let half: Int, planeP: Int, slotFloats: Int, slots: Int
     let vPlane, mPlane: Int
-    let uCount, vCount, mCount, padCount: Int
+    let uCount, vCount, mCount, padCount, stageCount: Int
+    /// Rows of at most 7 tiles (14x14, 7x7) take the narrow-image transforms of
+    /// WinogradNarrowImages.swift: two rows of tiles per vector on the input side, 16
+    /// consecutive tiles per vector on the output side.
+    let narrow: Bool
+    /// Narrow images: floats of one of a channel's four slot arrays (see `winogradLoadSlots`).
+    let slotArray: Int
 
     init(_ s: ConvShape, images: Int) {
         (C, O, H, W) = (s.inChannels, s.outChannels, s.height, s.width)
@@ -115,9 +121,13 @@ struct WinogradPlan {
         rowStride = 32 * st + 32
         half = tw + 1
         planeP = (2 * th + 2) * 2 * half
+        narrow = tw <= 7
+        // th + 1 padded rows of each parity, one more slot read by a last unpaired row, and the
+        // spill of the last row's 16-lane write.
+        slotArray = (th + 2) * 8 + 16
         // 32 floats between slots take the zeros that whole-vector row writes spill (see
         // `winogradLoadImage`).
-        slotFloats = C * planeP + 32
+        slotFloats = (narrow ? C * 4 * slotArray : C * planeP) + 32
         // A block spans at most (blockTiles - 1) / T + 2 images.
         slots = max(1, min(images, (blockTiles - 1) / tilesPerImage + 2))
         uCount = 16 * panels * C * 8
@@ -129,6 +139,8 @@ struct WinogradPlan {
         mCount = 16 * mPlane
         // Vector reads run up to 16 floats past a row's end.
         padCount = slots * slotFloats + 64
+        // Narrow images: two output rows u of 2 floats per tile (`winogradOutputTransformStaged`).
+        stageCount = narrow ? 2 * 2 * rowStride : 0
     }
 }
 
@@ -193,7 +205,7 @@ struct LaneMasks {
 /// store (load, blend, store back: the other lanes keep their values, so this is safe anywhere
 /// this single thread owns), or lane by lane when its 16 floats would pass `end`.
 @inline(__always)
-private func storeLanes(_ v: V, _ dst: UnsafeMutablePointer<Float>, from: Int, to: Int,
+func storeLanes(_ v: V, _ dst: UnsafeMutablePointer<Float>, from: Int, to: Int,
                        end: UnsafeMutablePointer<Float>, masks: LaneMasks) {
     let a = max(0, from), b = min(16, to)
     if a >= b { return }
@@ -247,7 +259,7 @@ private func winogradLoadImage(_ plan: WinogradPlan, x: UnsafePointer<Float>, xE
 /// One block of tiles [b0, b0 + count): where the scratch buffers are and how they are laid out.
 struct WinogradBlock {
     let plan: WinogradPlan
-    let pad, v, m: UnsafeMutablePointer<Float>
+    let pad, v, m, stage: UnsafeMutablePointer<Float>
     let b0, count: Int
     var firstRow: Int { b0 / plan.tw }
     var lastRow: Int { (b0 + count - 1) / plan.tw }
@@ -294,7 +306,7 @@ func winogradInputTransform(_ k: WinogradBlock) {
 }
 
 @inline(__always)
-private func winogradInputColumns(_ r: UnsafeMutablePointer<Float>, _ vxi: Int, _ e: V, _ f: V, _ o: V, _ q: V) {
+func winogradInputColumns(_ r: UnsafeMutablePointer<Float>, _ vxi: Int, _ e: V, _ f: V, _ o: V, _ q: V) {
     store(e - f, r)
     store(o + f, r + vxi)
     store(f - o, r + 2 * vxi)
@@ -397,15 +409,18 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
     let C = plan.C
     // One zero-filled block of this thread's scratch, each part starting on a 64-byte boundary.
     func rounded(_ n: Int) -> Int { (max(1, n) + 15) / 16 * 16 }
-    let block = threadScratch().floats(rounded(plan.uCount) + rounded(plan.vCount) + rounded(plan.mCount) + rounded(plan.padCount))
+    let block = threadScratch().floats(rounded(plan.uCount) + rounded(plan.vCount) + rounded(plan.mCount)
+                                       + rounded(plan.padCount) + rounded(plan.stageCount))
     let u = block
     let v = u + rounded(plan.uCount)
     let m = v + rounded(plan.vCount)
     let pad = m + rounded(plan.mCount)
+    let stage = pad + rounded(plan.padCount)
     // The padded images' borders must be zero, and an earlier call may have left data of
     // another layout there. U is written whole; V and M are written wherever a kept output
     // reads them (the columns past a block are computed from leftovers and dropped).
-    pad.update(repeating: 0, count: plan.padCount)
+    // (The narrow-image loader writes every padded row, zeros included.)
+    if !plan.narrow { pad.update(repeating: 0, count: plan.padCount) }
     let masks = LaneMasks()
     defer { masks.deallocate() }
 
@@ -421,12 +436,16 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
         // Padded copies of the images this block reads.
         let lastImage = (b0 + count - 1) / plan.tilesPerImage
         while loaded <= lastImage {
-            winogradLoadImage(plan, x: x + loaded * imageIn, xEnd: x + images * imageIn,
-                              slot: pad + (loaded % plan.slots) * plan.slotFloats, masks: masks)
+            let slot = pad + (loaded % plan.slots) * plan.slotFloats
+            if plan.narrow {
+                winogradLoadSlots(plan, x: x + loaded * imageIn, xStart: x, xEnd: x + images * imageIn, slot: slot, masks: masks)
+            } else {
+                winogradLoadImage(plan, x: x + loaded * imageIn, xEnd: x + images * imageIn, slot: slot, masks: masks)
+            }
             loaded += 1
         }
-        let block = WinogradBlock(plan: plan, pad: pad, v: v, m: m, b0: b0, count: count)
-        winogradInputTransform(block)
+        let block = WinogradBlock(plan: plan, pad: pad, v: v, m: m, stage: stage, b0: b0, count: count)
+        if plan.narrow { winogradInputTransformPaired(block) } else { winogradInputTransform(block) }
         let strips = (count + 31) / 32
         for panel in 0..<plan.panels {
             // 2. M[xi] (8 x tiles) = U[xi] (8 x C) V[xi] (C x tiles) for this panel.
@@ -437,7 +456,11 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
                                 c: m + xi * mxi + 16 + strip * 32, ldc: rowStride, rows: 8, columns: 32, accumulate: false)
                 }
             }
-            winogradOutputTransform(block, panel: panel, y: y, yEnd: yEnd, masks: masks, epilogue: epilogue)
+            if plan.narrow {
+                winogradOutputTransformStaged(block, panel: panel, y: y, yEnd: yEnd, masks: masks, epilogue: epilogue)
+            } else {
+                winogradOutputTransform(block, panel: panel, y: y, yEnd: yEnd, masks: masks, epilogue: epilogue)
+            }
         }
         b0 += count
     }
