@@ -79,6 +79,17 @@ private func threadScratch() -> ThreadScratch {
     return scratch
 }
 
+/// Floats of the transformed weights of a Winograd convolution with this shape's channels (its
+/// image size does not matter).
+public func winogradWeightFloats(_ s: ConvShape) -> Int { WinogradPlan(s, images: 1).uCount }
+
+/// The transformed weights that `convolutionForwardWinograd3x3` computes in every call, for a
+/// caller that applies the same weights to many calls (inference on chunks of a batch).
+/// - w: [O, C, 3, 3]; u: `winogradWeightFloats(s)` floats.
+public func winogradTransformWeights(_ s: ConvShape, w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+    winogradTransformWeights(WinogradPlan(s, images: 1), w: w, u: u)
+}
+
 /// Floats of scratch that `convolutionForwardWinograd3x3` allocates (once per call).
 func winogradScratchFloats(_ s: ConvShape, images: Int) -> Int {
     let p = WinogradPlan(s, images: images)
@@ -398,11 +409,12 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
 
 /// y = epilogue(conv(x, w)) for a 3x3 kernel, stride 1, padding 1, by Winograd F(2x2, 3x3), for
 /// `images` consecutive images; the epilogue (bias, residual, ReLU) is applied as each output
-/// vector is stored.
+/// vector is stored. `transformedWeights`: `winogradTransformWeights` of w, computed here if nil.
 /// - x: [images, C, H, W]; w: [O, C, 3, 3]; y: [images, O, H, W].
 @inline(never)
 public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                                          y: UnsafeMutablePointer<Float>, images: Int, epilogue: OutputEpilogue? = nil) {
+                                          y: UnsafeMutablePointer<Float>, images: Int, epilogue: OutputEpilogue? = nil,
+                                          transformedWeights: UnsafePointer<Float>? = nil) {
     precondition(s.kernel == 3 && s.stride == 1 && s.padding == 1, "Winograd F(2x2, 3x3) is for 3x3, stride 1, padding 1")
     guard images > 0, s.height > 0, s.width > 0, s.outChannels > 0 else { return }
     let plan = WinogradPlan(s, images: images)
@@ -424,7 +436,13 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
     let masks = LaneMasks()
     defer { masks.deallocate() }
 
-    winogradTransformWeights(plan, w: w, u: u)
+    let weights: UnsafePointer<Float>
+    if let transformedWeights {
+        weights = transformedWeights
+    } else {
+        winogradTransformWeights(plan, w: w, u: u)
+        weights = UnsafePointer(u)
+    }
     let xiStrideU = plan.panels * C * 8
     let (rowStride, vxi, mxi) = (plan.rowStride, plan.vPlane, plan.mPlane)
     let imageIn = C * plan.H * plan.W
@@ -450,7 +468,7 @@ public func convolutionForwardWinograd3x3(_ s: ConvShape, x: UnsafePointer<Float
         for panel in 0..<plan.panels {
             // 2. M[xi] (8 x tiles) = U[xi] (8 x C) V[xi] (C x tiles) for this panel.
             for xi in 0..<16 {
-                let a = u + xi * xiStrideU + panel * C * 8
+                let a = weights + xi * xiStrideU + panel * C * 8
                 for strip in 0..<strips {
                     microKernel(depth: C, a: a, rowsOf: StridedRows(base: v + xi * vxi + 16 + strip * 32, stride: rowStride),
                                 c: m + xi * mxi + 16 + strip * 32, ldc: rowStride, rows: 8, columns: 32, accumulate: false)

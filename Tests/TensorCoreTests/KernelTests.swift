@@ -103,6 +103,28 @@ import TensorCore
 // The convolution's epilogue (bias, residual, ReLU applied a few images at a time) against the
 // same steps done after a plain convolution, on both kernel families and shapes where the batch
 // does not divide into the epilogue's groups (16 x 28 x 28 outputs: 5 images per group).
+@Suite struct PreparedConvolutionWeightsTests {
+    // Prepared weights (Winograd's transform computed once) give the same bits as the weights
+    // transformed in every call; shapes with and without the Winograd path, both kernel families.
+    @Test(arguments: [ConvolutionKernels.blas, .avx512], [(16, 16, 1, 1, 28, 28), (32, 32, 1, 1, 7, 7), (16, 32, 2, 1, 28, 28), (1, 16, 1, 1, 28, 28)])
+    func preparedWeightsMatchPlainWeights(_ kernels: ConvolutionKernels, _ shape: (Int, Int, Int, Int, Int, Int)) throws {
+        if kernels == .avx512 {
+            try #require(ConvolutionKernels.processorHasAVX512, "this processor has no AVX-512; the BLAS path is tested alone")
+        }
+        let (c, o, s, p, h, w) = shape
+        let x = Tensor.randomNormal([5, c, h, w], seed: 41), wt = Tensor.randomNormal([o, c, 3, 3], seed: 42)
+        let epilogue = ConvEpilogue(bias: Tensor.randomNormal([o], seed: 43), relu: true)
+        try Compute.withConvolutionKernels(kernels) {
+            try Compute.withThreads(2) {
+                let plain = conv2dForward(x, weight: wt, stride: s, padding: p, epilogue: epilogue)
+                let prepared = conv2dForward(x, weights: PreparedConvolutionWeights(wt, stride: s, padding: p), epilogue: epilogue)
+                try #require(prepared.shape == plain.shape)
+                #expect(prepared.scalars == plain.scalars, "\(kernels) \(shape): up to \((prepared - plain).maxAbs())")
+            }
+        }
+    }
+}
+
 @Suite struct ConvolutionEpilogueTests {
     @Test(arguments: [ConvolutionKernels.blas, .avx512], [(16, 16, 1, 1, 28, 28), (1, 16, 1, 1, 28, 28), (16, 32, 2, 1, 28, 28),
                                                         (16, 32, 2, 0, 28, 28), (64, 64, 1, 1, 7, 7),

@@ -68,13 +68,14 @@ public final class ConvBN {
         precondition(runsFusedInference, "fused inference needs no gradients and running statistics: \(foldingObstacle ?? "gradients are recorded or the BN keeps its input")")
         if mode == .deploy {
             if deployed == nil { foldForDeployment() }
-            return FoldedConvolution(weight: deployed!.weight.value, bias: deployed!.bias.value,
-                                     stride: conv.stride, padding: conv.padding)
+            return FoldedConvolution(weights: PreparedConvolutionWeights(deployed!.weight.value, stride: conv.stride,
+                                                                         padding: conv.padding),
+                                     bias: deployed!.bias.value)
         }
         let fold = bn.fold(convBias: conv.bias?.value.scalars)
-        return FoldedConvolution(weight: conv.weight.value.scaledPerOutputChannel(fold.scale),
-                                 bias: Tensor(shape: [bn.channels], scalars: fold.bias),
-                                 stride: conv.stride, padding: conv.padding)
+        return FoldedConvolution(weights: PreparedConvolutionWeights(conv.weight.value.scaledPerOutputChannel(fold.scale),
+                                                                     stride: conv.stride, padding: conv.padding),
+                                 bias: Tensor(shape: [bn.channels], scalars: fold.bias))
     }
 
     /// Computes deploy mode's parameters from the current conv and BN: w' = w * s,
@@ -91,15 +92,14 @@ public final class ConvBN {
 /// A conv+BN block folded for inference: y = relu?(conv(x, weight) + bias + residual), the BN,
 /// the shortcut and the ReLU applied as the convolution stores its output (`ConvEpilogue`).
 public struct FoldedConvolution {
-    public let weight: Tensor
+    /// The folded weights, prepared once for the chunks (Winograd's transform).
+    public let weights: PreparedConvolutionWeights
     public let bias: Tensor
-    public let stride: Int
-    public let padding: Int
+    public var weight: Tensor { weights.weight }
 
     /// - x: [N, in, H, W]; residual: [N, out, Ho, Wo] or nil. Returns [N, out, Ho, Wo].
     public func callAsFunction(_ x: Tensor, residual: Tensor? = nil, relu: Bool) -> Tensor {
-        conv2dForward(x, weight: weight, stride: stride, padding: padding,
-                      epilogue: ConvEpilogue(bias: bias, residual: residual, relu: relu))
+        conv2dForward(x, weights: weights, epilogue: ConvEpilogue(bias: bias, residual: residual, relu: relu))
     }
 }
 

@@ -176,9 +176,45 @@ public struct ConvEpilogue {
     var isEmpty: Bool { bias == nil && residual == nil && !relu }
 }
 
+/// A convolution's weights with what its kernels derive from them computed once, for weights
+/// applied to many inputs (inference on chunks of a batch): Winograd's transformed weights,
+/// where the AVX-512 Winograd path applies.
+public struct PreparedConvolutionWeights {
+    public let weight: Tensor
+    public let stride: Int, padding: Int
+    /// Flat `winogradTransformWeights` of `weight`, or nil.
+    let winograd: Tensor?
+
+    public init(_ weight: Tensor, stride: Int, padding: Int) {
+        (self.weight, self.stride, self.padding) = (weight, stride, padding)
+        precondition(weight.rank == 4, "conv2d weight must be [O, I, k, k], got \(weight.shape)")
+        // The image size does not enter the transformed weights: any valid one will do.
+        let g = ConvGeometry(input: [1, weight.shape[1], weight.shape[2], weight.shape[2]], weight: weight.shape,
+                             stride: stride, padding: padding)
+        guard Compute.convolutionKernels == .avx512 && g.winogradApplies else { winograd = nil; return }
+        let shape = g.avx512Shape
+        var u = Tensor(uninitializedShape: [winogradWeightFloats(shape)])
+        weight.withUnsafeBufferPointer { w in
+            u.withUnsafeMutableBufferPointer { winogradTransformWeights(shape, w: w.baseAddress!, into: $0.baseAddress!) }
+        }
+        winograd = u
+    }
+}
+
+/// y = epilogue(conv2d(x, weights)) with prepared weights.
+public func conv2dForward(_ x: Tensor, weights: PreparedConvolutionWeights, epilogue: ConvEpilogue) -> Tensor {
+    conv2dForward(x, weight: weights.weight, stride: weights.stride, padding: weights.padding, epilogue: epilogue,
+                  winogradWeights: weights.winograd)
+}
+
 /// y = epilogue(conv2d(x, weight)).
 /// - x: [N, C, H, W]; weight: [O, C, k, k]. Returns [N, O, Ho, Wo].
 public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int, epilogue: ConvEpilogue) -> Tensor {
+    conv2dForward(x, weight: weight, stride: stride, padding: padding, epilogue: epilogue, winogradWeights: nil)
+}
+
+func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int, epilogue: ConvEpilogue,
+                   winogradWeights: Tensor?) -> Tensor {
     let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
     let outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
     if let bias = epilogue.bias {
@@ -205,7 +241,14 @@ public func conv2dForward(_ x: Tensor, weight: Tensor, stride: Int, padding: Int
                             let (xi, yo) = (xBase + n0 * inImage, yBase + n0 * outImage)
                             let e = finish.kernelEpilogue(image: n0, imageFloats: outImage)
                             if winograd {
-                                convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e)
+                                if let winogradWeights {
+                                    winogradWeights.withUnsafeBufferPointer { u in
+                                        convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e,
+                                                                      transformedWeights: u.baseAddress!)
+                                    }
+                                } else {
+                                    convolutionForwardWinograd3x3(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e)
+                                }
                             } else {
                                 convolutionForwardDirectAVX512(shape, x: xi, w: wBase, y: yo, images: r.count, epilogue: e)
                             }
