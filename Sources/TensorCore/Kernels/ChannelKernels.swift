@@ -1,10 +1,12 @@
 // Per-channel passes over [N, C, ...] tensors (batch norm and friends): each channel is a
-// strided set of N contiguous runs of `inner` elements. Channels are split over the kernel
-// threads, and each thread walks its runs sample by sample, so that it reads its channels'
-// block of each sample in memory order (walked channel by channel, a 7x7 layer's runs of 196
-// bytes each began a new prefetch stream, and the batch-norm passes waited on memory: training
-// +9 % at one thread). Inside a run the loops go 16 lanes at a time so the compiler emits vector
-// code (a scalar Float reduction cannot be reordered into vectors by the optimizer). `addingProduct`
+// strided set of N contiguous runs of `inner` elements. The samples are split over the kernel
+// threads as the convolutions split them (`Compute.ranges` of the batch), so each thread reads
+// the activations its own core wrote (split by channel, every thread read the other core's
+// half of each channel: the passes took 2.5 times the CPU time at two threads), and each
+// thread walks its block in memory order (walked channel by channel, a 7x7 layer's runs of 196
+// bytes each began a new prefetch stream: training +9 % at one thread). Each run's result does
+// not depend on the split. Inside a run the loops go 16 lanes at a time so the compiler emits
+// vector code (a scalar Float reduction cannot be reordered into vectors by the optimizer). `addingProduct`
 // is avoided: without FMA in the baseline target it becomes a libm call per lane.
 
 typealias Lanes = SIMD16<Float>
@@ -81,10 +83,10 @@ extension Tensor {
         var y = Tensor(uninitializedShape: shape)
         withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                let pieces = Compute.ranges(l.c)
+                let pieces = Compute.ranges(l.n)
                 Compute.parallelFor(pieces.count) { piece in
-                    for n in 0..<l.n {
-                        for ch in pieces[piece] {
+                    for n in pieces[piece] {
+                        for ch in 0..<l.c {
                             let a = scale[ch], b = shift[ch]
                             let va = Lanes(repeating: a), vb = Lanes(repeating: b), zero = Lanes()
                             let off = (n * l.c + ch) * l.inner
@@ -116,10 +118,10 @@ extension Tensor {
         withUnsafeBufferPointer { gp in
             x.withUnsafeBufferPointer { xp in
                 out.withUnsafeMutableBufferPointer { op in
-                    let pieces = Compute.ranges(l.c)
+                    let pieces = Compute.ranges(l.n)
                     Compute.parallelFor(pieces.count) { piece in
-                        for n in 0..<l.n {
-                            for ch in pieces[piece] {
+                        for n in pieces[piece] {
+                            for ch in 0..<l.c {
                                 let (a, b, c) = (alpha[ch], beta[ch], gamma[ch])
                                 let va = Lanes(repeating: a), vb = Lanes(repeating: b), vc = Lanes(repeating: c)
                                 let off = (n * l.c + ch) * l.inner
@@ -150,10 +152,10 @@ private func perSampleChannelRuns(_ a: Tensor, _ b: Tensor, extra: [Double],
     a.withUnsafeBufferPointer { ap in
         b.withUnsafeBufferPointer { bp in
             rows.withUnsafeMutableBufferPointer { r in
-                let pieces = Compute.ranges(l.c)
+                let pieces = Compute.ranges(l.n)
                 Compute.parallelFor(pieces.count) { piece in
-                    for n in 0..<l.n {
-                        for ch in pieces[piece] {
+                    for n in pieces[piece] {
+                        for ch in 0..<l.c {
                             let off = (n * l.c + ch) * l.inner
                             let (u, v) = body(ap.baseAddress! + off, bp.baseAddress! + off, l.inner, ch)
                             r[n * width + ch] = Double(u)
