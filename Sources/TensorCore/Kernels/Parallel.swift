@@ -63,13 +63,14 @@ public enum Compute {
         try $sampleIndependentOverride.withValue(true) { try body() }
     }
 
-    /// Runs `body(chunk)` for `chunks` pieces of work, `threads` at a time.
-    @inlinable
+    /// Runs `body(chunk)` for `chunks` pieces of work on the `threads` kernel threads, chunk i on
+    /// thread i % threads (the caller is thread 0: see `WorkerPool`).
     public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
-        if chunks <= 1 || threads == 1 {
+        let n = threads
+        if chunks <= 1 || n == 1 {
             for i in 0..<chunks { body(i) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+            WorkerPool.shared(threads: n).run(chunks, body)
         }
     }
 
