@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 // The kernel threads: every piece exactly once, piece i on the thread of piece i % threads,
-// nested and concurrent calls complete.
-@Suite struct WorkerPoolTests {
+// nested and concurrent calls complete (serialized: the concurrent test holds the workers most
+// of the time, and the spread test needs them free).
+@Suite(.serialized) struct WorkerPoolTests {
     @Test(arguments: [2, 3])
     func everyPieceOnceOnAFixedThread(_ threads: Int) {
         for pieces in [2, 3, 37] {
