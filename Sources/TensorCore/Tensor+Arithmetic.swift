@@ -72,27 +72,17 @@ extension Tensor {
 
     public func maxAbs() -> Float { withUnsafeBufferPointer { $0.reduce(0) { Swift.max($0, abs($1)) } } }
 
-    /// Per-channel sum of an [N, C, ...] tensor -> [C].
+    /// Per-channel sum of an [N, C, ...] tensor -> [C]: each (sample, channel) run summed in
+    /// Float (16 lanes, on the kernel threads), the runs added in Double in sample order, so the
+    /// result does not depend on the thread count. (A conv bias's gradient: every convolution
+    /// of a tune-mode student has one; a serial scalar pass made tune slower than eval.)
     public func sumPerChannel() -> Tensor {
         precondition(rank >= 2, "sumPerChannel needs [N, C, ...], got \(shape)")
         let (n, c) = (shape[0], shape[1])
-        let inner = count / Swift.max(n * c, 1)
-        var out = Tensor.zeros([c])
-        withUnsafeBufferPointer { a in
-            out.withUnsafeMutableBufferPointer { o in
-                for ch in 0..<c {
-                    var s: Double = 0
-                    for b in 0..<n {
-                        let base = (b * c + ch) * inner
-                        var part: Float = 0
-                        for i in 0..<inner { part += a[base + i] }
-                        s += Double(part)
-                    }
-                    o[ch] = Float(s)
-                }
-            }
-        }
-        return out
+        let rows = channelSumsPerSample(squares: false)
+        var sums = [Double](repeating: 0, count: c)
+        for b in 0..<n { for ch in 0..<c { sums[ch] += rows[b * 2 * c + ch] } }
+        return Tensor(shape: [c], scalars: sums.map { Float($0) })
     }
 
     /// Adds bias[c] to every element of channel c of an [N, C, ...] tensor.

@@ -45,12 +45,21 @@ extension Tensor {
     /// (sums, then squares), for reductions in `SampleTree` order; `appending` values end
     /// every row (an element count).
     public func channelSumsPerSample(appending extra: Double...) -> [Double] {
+        channelSumsPerSample(squares: true, extra: extra)
+    }
+
+    /// As above; without `squares` the second value of each run is 0 (not computed).
+    func channelSumsPerSample(squares: Bool, extra: [Double] = []) -> [Double] {
         perSampleChannelRuns(self, self, extra: extra) { x, _, count, _ in
             var vs = Lanes(), vq = Lanes()
             var i = 0
-            while i + 16 <= count { let v = loadLanes(x + i); vs += v; vq += v * v; i += 16 }
+            if squares {
+                while i + 16 <= count { let v = loadLanes(x + i); vs += v; vq += v * v; i += 16 }
+            } else {
+                while i + 16 <= count { vs += loadLanes(x + i); i += 16 }
+            }
             var ts = vs.sum(), tq = vq.sum()
-            while i < count { ts += x[i]; tq += x[i] * x[i]; i += 1 }
+            while i < count { ts += x[i]; if squares { tq += x[i] * x[i] }; i += 1 }
             return (ts, tq)
         }
     }
