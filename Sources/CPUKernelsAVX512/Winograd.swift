@@ -358,17 +358,9 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
                 let lanes = min(16, tw - j0)
                 let la = max(0, -p), lb = min(lanes, count - p)
                 if lb > la {
-                    let mp = mr + p
-                    let m0 = load(mp), m1 = load(mp + mxi), m2 = load(mp + 2 * mxi), m3 = load(mp + 3 * mxi)
-                    let m4 = load(mp + 4 * mxi), m5 = load(mp + 5 * mxi), m6 = load(mp + 6 * mxi), m7 = load(mp + 7 * mxi)
-                    let m8 = load(mp + 8 * mxi), m9 = load(mp + 9 * mxi), m10 = load(mp + 10 * mxi), m11 = load(mp + 11 * mxi)
-                    let m12 = load(mp + 12 * mxi), m13 = load(mp + 13 * mxi), m14 = load(mp + 14 * mxi), m15 = load(mp + 15 * mxi)
-                    // T = A^T M (rows t and s), then Y = T A.
-                    let t0 = m0 + m4 + m8, t1 = m1 + m5 + m9, t2 = m2 + m6 + m10, t3 = m3 + m7 + m11
-                    let s0 = m4 - m8 - m12, s1 = m5 - m9 - m13, s2 = m6 - m10 - m14, s3 = m7 - m11 - m15
+                    let rows = winogradOutputRows(mr + p, mxi)
                     for u in 0..<outputRows {
-                        let row = u == 0 ? interleave(t0 + t1 + t2, t1 - t2 - t3) : interleave(s0 + s1 + s2, s1 - s2 - s3)
-                        var lo = row.low, hi = row.high
+                        var (lo, hi) = u == 0 ? rows.0 : rows.1
                         let off = (2 * i + u) * W + 2 * j0
                         let dst = plane + off
                         if hasEpilogue {
@@ -405,6 +397,20 @@ func winogradOutputTransform(_ k: WinogradBlock, panel: Int, y: UnsafeMutablePoi
             }
         }
     }
+}
+
+/// Y = A^T M A for 16 tiles: M[xi] at mp + xi * mxi (16 tiles each); returns output rows u = 0
+/// and 1 as 32 floats each (tile t's two outputs at 2t, 2t + 1), in two vectors.
+@inline(__always)
+func winogradOutputRows(_ mp: UnsafePointer<Float>, _ mxi: Int) -> ((low: V, high: V), (low: V, high: V)) {
+    let m0 = load(mp), m1 = load(mp + mxi), m2 = load(mp + 2 * mxi), m3 = load(mp + 3 * mxi)
+    let m4 = load(mp + 4 * mxi), m5 = load(mp + 5 * mxi), m6 = load(mp + 6 * mxi), m7 = load(mp + 7 * mxi)
+    let m8 = load(mp + 8 * mxi), m9 = load(mp + 9 * mxi), m10 = load(mp + 10 * mxi), m11 = load(mp + 11 * mxi)
+    let m12 = load(mp + 12 * mxi), m13 = load(mp + 13 * mxi), m14 = load(mp + 14 * mxi), m15 = load(mp + 15 * mxi)
+    // T = A^T M (rows t and s), then Y = T A.
+    let t0 = m0 + m4 + m8, t1 = m1 + m5 + m9, t2 = m2 + m6 + m10, t3 = m3 + m7 + m11
+    let s0 = m4 - m8 - m12, s1 = m5 - m9 - m13, s2 = m6 - m10 - m14, s3 = m7 - m11 - m15
+    return (interleave(t0 + t1 + t2, t1 - t2 - t3), interleave(s0 + s1 + s2, s1 - s2 - s3))
 }
 
 /// y = epilogue(conv(x, w)) for a 3x3 kernel, stride 1, padding 1, by Winograd F(2x2, 3x3), for

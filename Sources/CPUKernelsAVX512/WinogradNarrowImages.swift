@@ -128,15 +128,7 @@ func winogradOutputTransformStaged(_ k: WinogradBlock, panel: Int, y: UnsafeMuta
         let mr = UnsafePointer(k.m + r * plan.rowStride + 16)
         var p = 0
         while p < count {
-            let mp = mr + p
-            let m0 = load(mp), m1 = load(mp + mxi), m2 = load(mp + 2 * mxi), m3 = load(mp + 3 * mxi)
-            let m4 = load(mp + 4 * mxi), m5 = load(mp + 5 * mxi), m6 = load(mp + 6 * mxi), m7 = load(mp + 7 * mxi)
-            let m8 = load(mp + 8 * mxi), m9 = load(mp + 9 * mxi), m10 = load(mp + 10 * mxi), m11 = load(mp + 11 * mxi)
-            let m12 = load(mp + 12 * mxi), m13 = load(mp + 13 * mxi), m14 = load(mp + 14 * mxi), m15 = load(mp + 15 * mxi)
-            // T = A^T M (rows t and s), then Y = T A.
-            let t0 = m0 + m4 + m8, t1 = m1 + m5 + m9, t2 = m2 + m6 + m10, t3 = m3 + m7 + m11
-            let s0 = m4 - m8 - m12, s1 = m5 - m9 - m13, s2 = m6 - m10 - m14, s3 = m7 - m11 - m15
-            let row0 = interleave(t0 + t1 + t2, t1 - t2 - t3), row1 = interleave(s0 + s1 + s2, s1 - s2 - s3)
+            let (row0, row1) = winogradOutputRows(mr + p, mxi)
             store(row0.low, stage0 + 2 * p)
             store(row0.high, stage0 + 2 * p + 16)
             store(row1.low, stage1 + 2 * p)
