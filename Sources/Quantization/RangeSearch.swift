@@ -1,0 +1,67 @@
+/// The search behind `RangeMethod.mse`: of the ranges [r * min, r * max] for the clipping ratios
+/// r of a grid, the one whose quantizer (`QuantizationParameters.channel`, the very formula the
+/// quantizer will use) gives the least summed squared error on the values. The grid starts at
+/// r = 1 (the min/max range) and ties keep the earlier ratio, so the chosen range is never worse
+/// than min/max on the values it was chosen on.
+public enum RangeSearch {
+    /// Weights: r = 1.00, 0.99, ..., 0.20 (81 ratios). Searched at every forward, so kept short;
+    /// a per-channel weight range rarely wants less than a fifth of its extremes, even at 2 bits.
+    public static let weightRatios: [Float] = (0...80).map { Float(100 - $0) / 100 }
+    /// Activations: r = 1.000, 0.995, ..., 0.010 (199 ratios), searched once over a histogram of
+    /// every calibration value; the extremes of 20 batches of a million values lie far out in
+    /// the tail, so the grid reaches lower and finer than the weights'.
+    public static let activationRatios: [Float] = (0...198).map { Float(1000 - 5 * $0) / 1000 }
+
+    /// Sum over `values` of (x_hat - x)^2 for the quantizer (scale, zeroPoint, levels 0...top):
+    /// x_hat as `QuantizationParameters.fakeQuantize` computes it, eight values at a time.
+    @inline(__always)
+    static func squaredError(_ values: UnsafeBufferPointer<Float>, scale s: Float, zeroPoint z: Float, top: Float) -> Float {
+        let count = values.count, whole = count / 8 * 8
+        let (sv, zv, tv) = (SIMD8<Float>(repeating: s), SIMD8<Float>(repeating: z), SIMD8<Float>(repeating: top))
+        let (magic, zero) = (SIMD8<Float>(repeating: 12_582_912), SIMD8<Float>(repeating: 0))
+        var sum = SIMD8<Float>(repeating: 0)
+        guard let base = values.baseAddress else { return 0 }
+        var i = 0
+        while i < whole {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD8<Float>.self)
+            // roundHalfToEven, lane by lane (see its comment), then clamp to the levels.
+            let q = ((x / sv + magic) - magic + zv).clamped(lowerBound: zero, upperBound: tv)
+            let d = (q - zv) * sv - x
+            sum += d * d
+            i += 8
+        }
+        var total = sum.sum()
+        while i < count {
+            let x = values[i]
+            let q = Swift.min(Swift.max(roundHalfToEven(x / s) + z, 0), top)
+            let d = (q - z) * s - x
+            total += d * d
+            i += 1
+        }
+        return total
+    }
+
+    /// The ratio of `ratios` whose range [r * minimum, r * maximum] quantizes `values` with the
+    /// least squared error, and that error. `errorOf(scale, zeroPoint)` measures one candidate.
+    static func bestRatio(minimum: Float, maximum: Float, bits: Int, symmetric: Bool, ratios: [Float],
+                          errorOf: (_ scale: Float, _ zeroPoint: Float) -> Double) -> (ratio: Float, error: Double) {
+        var best: (ratio: Float, error: Double) = (1, .infinity)
+        for r in ratios {
+            let (s, z) = QuantizationParameters.channel(bits: bits, minimum: r * minimum, maximum: r * maximum, symmetric: symmetric)
+            let e = errorOf(s, Float(z))
+            if e < best.error { best = (r, e) }
+        }
+        return best
+    }
+
+    /// The range of least squared error for one channel's `values` (their minimum and maximum
+    /// given), searched over `ratios`; returns the clipped minimum and maximum and the ratio.
+    public static func range(of values: UnsafeBufferPointer<Float>, minimum: Float, maximum: Float, bits: Int,
+                             symmetric: Bool, ratios: [Float] = weightRatios) -> (minimum: Float, maximum: Float, ratio: Float) {
+        let top = Float((1 << bits) - 1)
+        let r = bestRatio(minimum: minimum, maximum: maximum, bits: bits, symmetric: symmetric, ratios: ratios) { s, z in
+            Double(squaredError(values, scale: s, zeroPoint: z, top: top))
+        }.ratio
+        return (r * minimum, r * maximum, r)
+    }
+}
