@@ -5,8 +5,8 @@ import TensorCore
 /// `MovingAverageMinMaxObserver` (the EMA of batch ranges quantizes the activations the later
 /// layers see during calibration, as with min/max) and it also counts every value in a
 /// `RangeHistogram`. When calibration ends (`finishCalibration`) the range becomes the
-/// histogram's min/max clipped by the ratio of least quantization squared error over all those
-/// values (`RangeSearch.activationRatios`), written into the same buffers `min_val` and
+/// histogram's min/max clipped by the ratios of least quantization squared error over all those
+/// values (`RangeSearch`, `RangeSearch.activationRatios`), written into the same buffers `min_val` and
 /// `max_val`; the histogram is dropped and the range stays frozen, saved with the model like the
 /// EMA's (a loaded student needs no histogram).
 public final class HistogramMSEObserver: Observer {
@@ -16,8 +16,8 @@ public final class HistogramMSEObserver: Observer {
     /// The range during calibration and the buffers of the final one.
     public let movingAverage: MovingAverageMinMaxObserver
     private var histogram = RangeHistogram()
-    /// The clipping ratio of the last calibration's range (nil before one ended).
-    public private(set) var chosenRatio: Float?
+    /// The clipping ratios of the last calibration's range (nil before one ended).
+    public private(set) var chosenRatios: RangeSearch.Ratios?
 
     public init(bits: Int, scheme: QScheme, momentum: Float = 0.9, ratios: [Float] = RangeSearch.activationRatios) {
         precondition(scheme.axis == nil, "HistogramMSEObserver is per tensor, got \(scheme)")
@@ -40,7 +40,7 @@ public final class HistogramMSEObserver: Observer {
         guard !histogram.isEmpty else { return }
         let found = histogram.mseRange(bits: bits, symmetric: scheme.isSymmetric, ratios: ratios)
         movingAverage.setRange(found.minimum, found.maximum)
-        chosenRatio = found.ratio
+        chosenRatios = found.ratios
         histogram = RangeHistogram()
     }
 

@@ -3,16 +3,16 @@ import TensorCore
 
 /// A weight observer like `MinMaxObserver` (per output channel or per tensor, recomputed from the
 /// current weights at every forward, no state), whose range is each channel's min/max clipped by
-/// the ratio of least quantization squared error on that channel's own values (`RangeSearch`,
-/// ratios 1.00 down to 0.20). Channels are searched independently: one channel's outlier does
+/// the ratios of least quantization squared error on that channel's own values (`RangeSearch`,
+/// ratios 1.00 down to 0.20, both ends together, then each end alone). Channels are searched independently: one channel's outlier does
 /// not move another's range. The straight-through gradient is the fake quantizer's, unchanged.
 public final class MSEObserver: Observer {
     public let bits: Int
     public let scheme: QScheme
     public let ratios: [Float]
     private var minimum: [Float] = [], maximum: [Float] = []
-    /// The clipping ratio chosen for each channel at the last observation (1: min/max).
-    public private(set) var chosenRatios: [Float] = []
+    /// The clipping ratios chosen for each channel at the last observation (1: min/max).
+    public private(set) var chosenRatios: [RangeSearch.Ratios] = []
 
     public init(bits: Int, scheme: QScheme, ratios: [Float] = RangeSearch.weightRatios) {
         precondition(!ratios.isEmpty && ratios.allSatisfy { $0 > 0 && $0 <= 1 }, "clipping ratios must lie in (0, 1], got \(ratios)")
@@ -28,7 +28,7 @@ public final class MSEObserver: Observer {
         } else {
             (outer, channels, inner) = (1, 1, x.count)
         }
-        var (clippedLo, clippedHi, chosen) = (lo, hi, [Float](repeating: 1, count: channels))
+        var (clippedLo, clippedHi, chosen) = (lo, hi, [RangeSearch.Ratios](repeating: .init(lower: 1, upper: 1), count: channels))
         // A channel's values are contiguous when nothing precedes the axis (axis 0, or per tensor);
         // otherwise they are gathered first.
         var gathered = [Float](repeating: 0, count: outer > 1 ? outer * inner : 0)
@@ -38,7 +38,7 @@ public final class MSEObserver: Observer {
                     RangeSearch.range(of: values, minimum: lo[c], maximum: hi[c], bits: self.bits,
                                       symmetric: self.scheme.isSymmetric, ratios: self.ratios)
                 }
-                let found: (minimum: Float, maximum: Float, ratio: Float)
+                let found: (minimum: Float, maximum: Float, ratios: RangeSearch.Ratios)
                 if outer == 1 {
                     found = search(UnsafeBufferPointer(rebasing: p[(c * inner)..<((c + 1) * inner)]))
                 } else {

@@ -73,15 +73,14 @@ struct RangeHistogram {
         return total
     }
 
-    /// The range [r * minimum, r * maximum] of least squared error over the counted values,
-    /// r from `ratios` (ties keep the earlier ratio, so r = 1 first keeps min/max unless a
-    /// clipped range does better), and the ratio. Needs at least one value.
-    func mseRange(bits: Int, symmetric: Bool, ratios: [Float]) -> (minimum: Float, maximum: Float, ratio: Float) {
+    /// The range [a * minimum, b * maximum] of least squared error over the counted values, a and
+    /// b from `ratios` (`RangeSearch`: never worse than min/max), and the ratios. Needs a value.
+    func mseRange(bits: Int, symmetric: Bool, ratios: [Float]) -> (minimum: Float, maximum: Float, ratios: RangeSearch.Ratios) {
         precondition(!isEmpty, "range of an empty histogram")
         let top = Float((1 << bits) - 1)
-        let r = RangeSearch.bestRatio(minimum: minimum, maximum: maximum, bits: bits, symmetric: symmetric, ratios: ratios) { s, z in
+        let r = RangeSearch.bestRatios(minimum: minimum, maximum: maximum, bits: bits, symmetric: symmetric, ratios: ratios) { s, z in
             squaredError(scale: s, zeroPoint: z, top: top)
-        }.ratio
-        return (r * minimum, r * maximum, r)
+        }
+        return (r.lower * minimum, r.upper * maximum, r)
     }
 }

@@ -1,7 +1,10 @@
-/// The search behind `RangeMethod.mse`: of the ranges [r * min, r * max] for the clipping ratios
-/// r of a grid, the one whose quantizer (`QuantizationParameters.channel`, the very formula the
-/// quantizer will use) gives the least summed squared error on the values. The grid starts at
-/// r = 1 (the min/max range) and ties keep the earlier ratio, so the chosen range is never worse
+/// The search behind `RangeMethod.mse`: the range [a * min, b * max] whose quantizer
+/// (`QuantizationParameters.channel`, the very formula the quantizer will use) gives the least
+/// summed squared error on the values, the clipping ratios a and b from a grid. First both ends
+/// move together (a = b, the whole grid); then, for asymmetric schemes, the upper end alone over
+/// the grid with the lower one fixed, then the lower end alone: an outlier on one side is clipped
+/// without clipping the other side's bulk. The grid starts at 1 (the min/max range) and a
+/// candidate replaces the best only when strictly better, so the chosen range is never worse
 /// than min/max on the values it was chosen on.
 public enum RangeSearch {
     /// Weights: r = 1.00, 0.99, ..., 0.20 (81 ratios). Searched at every forward, so kept short;
@@ -41,27 +44,54 @@ public enum RangeSearch {
         return total
     }
 
-    /// The ratio of `ratios` whose range [r * minimum, r * maximum] quantizes `values` with the
-    /// least squared error, and that error. `errorOf(scale, zeroPoint)` measures one candidate.
-    static func bestRatio(minimum: Float, maximum: Float, bits: Int, symmetric: Bool, ratios: [Float],
-                          errorOf: (_ scale: Float, _ zeroPoint: Float) -> Double) -> (ratio: Float, error: Double) {
-        var best: (ratio: Float, error: Double) = (1, .infinity)
-        for r in ratios {
-            let (s, z) = QuantizationParameters.channel(bits: bits, minimum: r * minimum, maximum: r * maximum, symmetric: symmetric)
-            let e = errorOf(s, Float(z))
-            if e < best.error { best = (r, e) }
+    /// The clipping ratios (lower, upper) of least squared error, searched as the type's comment
+    /// says; `errorOf(scale, zeroPoint)` measures one candidate quantizer.
+    static func bestRatios(minimum: Float, maximum: Float, bits: Int, symmetric: Bool, ratios: [Float],
+                           errorOf: (_ scale: Float, _ zeroPoint: Float) -> Double) -> Ratios {
+        func error(_ a: Float, _ b: Float) -> Double {
+            let (s, z) = QuantizationParameters.channel(bits: bits, minimum: a * minimum, maximum: b * maximum, symmetric: symmetric)
+            return errorOf(s, Float(z))
+        }
+        var best = Ratios(lower: 1, upper: 1)
+        var bestError = error(1, 1)
+        for r in ratios where r != 1 {
+            let e = error(r, r)
+            if e < bestError { (best, bestError) = (Ratios(lower: r, upper: r), e) }
+        }
+        // A symmetric quantizer sees only the larger magnitude; an end at 0 has nothing to clip.
+        guard !symmetric else { return best }
+        if maximum > 0 {
+            for r in ratios where r != best.upper {
+                let e = error(best.lower, r)
+                if e < bestError { (best.upper, bestError) = (r, e) }
+            }
+        }
+        if minimum < 0 {
+            for r in ratios where r != best.lower {
+                let e = error(r, best.upper)
+                if e < bestError { (best.lower, bestError) = (r, e) }
+            }
         }
         return best
     }
 
+    /// Clipping ratios of a range's lower and upper ends (1: the observed minimum or maximum).
+    public struct Ratios: Equatable, Sendable {
+        public var lower: Float, upper: Float
+
+        public init(lower: Float, upper: Float) {
+            (self.lower, self.upper) = (lower, upper)
+        }
+    }
+
     /// The range of least squared error for one channel's `values` (their minimum and maximum
-    /// given), searched over `ratios`; returns the clipped minimum and maximum and the ratio.
+    /// given), searched over `ratios`; returns the clipped minimum and maximum and the ratios.
     public static func range(of values: UnsafeBufferPointer<Float>, minimum: Float, maximum: Float, bits: Int,
-                             symmetric: Bool, ratios: [Float] = weightRatios) -> (minimum: Float, maximum: Float, ratio: Float) {
+                             symmetric: Bool, ratios: [Float] = weightRatios) -> (minimum: Float, maximum: Float, ratios: Ratios) {
         let top = Float((1 << bits) - 1)
-        let r = bestRatio(minimum: minimum, maximum: maximum, bits: bits, symmetric: symmetric, ratios: ratios) { s, z in
+        let r = bestRatios(minimum: minimum, maximum: maximum, bits: bits, symmetric: symmetric, ratios: ratios) { s, z in
             Double(squaredError(values, scale: s, zeroPoint: z, top: top))
-        }.ratio
-        return (r * minimum, r * maximum, r)
+        }
+        return (r.lower * minimum, r.upper * maximum, r)
     }
 }
