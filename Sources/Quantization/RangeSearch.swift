@@ -7,12 +7,13 @@
 /// candidate replaces the best only when strictly better, so the chosen range is never worse
 /// than min/max on the values it was chosen on.
 public enum RangeSearch {
-    /// Weights: r = 1.00, 0.99, ..., 0.20 (81 ratios). Searched at every forward, so kept short;
-    /// a per-channel weight range rarely wants less than a fifth of its extremes, even at 2 bits.
+    /// Weights: r = 1.00, 0.99, ..., 0.20 (81 ratios per end). Searched for every channel at every
+    /// forward, so kept short.
     public static let weightRatios: [Float] = (0...80).map { Float(100 - $0) / 100 }
     /// Activations: r = 1.000, 0.995, ..., 0.010 (199 ratios), searched once over a histogram of
-    /// every calibration value; the extremes of 20 batches of a million values lie far out in
-    /// the tail, so the grid reaches lower and finer than the weights'.
+    /// every calibration value (cheap: 8192 bins per candidate). The extremes of many batches of
+    /// up to a million values each lie further out in the tail than a weight channel's, so the
+    /// grid reaches lower.
     public static let activationRatios: [Float] = (0...198).map { Float(1000 - 5 * $0) / 1000 }
 
     /// Sum over `values` of (x_hat - x)^2 for the quantizer (scale, zeroPoint, levels 0...top):
