@@ -3,9 +3,13 @@ import TensorCore
 
 extension QuantizedResNet {
     /// Switches every activation observer between calibrating (ranges follow the batches that
-    /// pass) and frozen (ranges fixed; the state after conversion).
+    /// pass) and frozen (ranges fixed; the state after conversion). Freezing ends the calibration
+    /// (`Observer.finishCalibration`: the MSE observers choose their ranges then).
     public func setCalibrating(_ on: Bool) {
-        for (_, q) in activationQuantizers { q.isObserverEnabled = on }
+        for (_, q) in activationQuantizers {
+            q.isObserverEnabled = on
+            if !on { q.observer.finishCalibration() }
+        }
     }
 
     /// State names of activation quantizers that have no range yet.

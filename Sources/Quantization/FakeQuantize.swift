@@ -20,15 +20,25 @@ public final class FakeQuantize: Layer {
         isObserverEnabled = observing
     }
 
-    /// Weights: min/max of the current weights at every forward, per output channel by default.
-    public static func weight(bits: Int, scheme: QScheme) -> FakeQuantize {
-        FakeQuantize(observer: MinMaxObserver(bits: bits, scheme: scheme), observing: true)
+    /// Weights: the range of the current weights at every forward, per output channel by default:
+    /// min/max (`MinMaxObserver`) or clipped to the least squared error (`MSEObserver`).
+    public static func weight(bits: Int, scheme: QScheme, range: RangeMethod = .minMax) -> FakeQuantize {
+        let observer: any Observer = switch range {
+        case .minMax: MinMaxObserver(bits: bits, scheme: scheme)
+        case .mse: MSEObserver(bits: bits, scheme: scheme)
+        }
+        return FakeQuantize(observer: observer, observing: true)
     }
 
-    /// Activations: per tensor, an EMA of batch ranges while calibrating, frozen otherwise.
-    public static func activation(bits: Int, scheme: QScheme, momentum: Float) -> FakeQuantize {
-        FakeQuantize(observer: MovingAverageMinMaxObserver(bits: bits, scheme: scheme, momentum: momentum),
-                     observing: false)
+    /// Activations: per tensor, an EMA of batch ranges while calibrating, frozen otherwise; with
+    /// `.mse` the range is replaced when calibration ends by the least-squared-error range over
+    /// every calibration value (`HistogramMSEObserver`).
+    public static func activation(bits: Int, scheme: QScheme, momentum: Float, range: RangeMethod = .minMax) -> FakeQuantize {
+        let observer: any Observer = switch range {
+        case .minMax: MovingAverageMinMaxObserver(bits: bits, scheme: scheme, momentum: momentum)
+        case .mse: HistogramMSEObserver(bits: bits, scheme: scheme, momentum: momentum)
+        }
+        return FakeQuantize(observer: observer, observing: false)
     }
 
     public var bits: Int { observer.bits }

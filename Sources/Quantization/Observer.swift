@@ -13,6 +13,13 @@ public protocol Observer: AnyObject {
     func calculateQuantizationParameters() -> QuantizationParameters
     /// Buffers saved with the model (the observed range), with local names.
     var state: [(String, Parameter)] { get }
+    /// Called when a calibration ends (`QuantizedResNet.setCalibrating(false)`): an observer that
+    /// chooses its range from everything it saw does so here. Nothing to do for the others.
+    func finishCalibration()
+}
+
+extension Observer {
+    public func finishCalibration() {}
 }
 
 /// The range of the last tensor observed, per tensor or per channel: what weight quantizers use,

@@ -18,14 +18,25 @@ public struct QuantizationConfig: Codable, Equatable, Sendable {
     public var quantizeInput = false
     /// Momentum of the activation ranges' moving average.
     public var observerMomentum: Float = 0.9
+    /// How weight ranges are chosen at every forward: min/max (method.md section 3, the default)
+    /// or clipped to the least quantization squared error per channel (`MSEObserver`).
+    public var weightRange: RangeMethod = .minMax
+    /// How activation ranges are chosen: the EMA of batch min/max (the default) or, when
+    /// calibration ends, the least-squared-error range over every calibration value
+    /// (`HistogramMSEObserver`).
+    public var activationRange: RangeMethod = .minMax
 
     public init(weightBits: Int, activationBits: Int) {
         self.weightBits = weightBits
         self.activationBits = activationBits
     }
 
-    /// "W4A4", with "-8bit-ends" when the first and last layers keep 8 bits.
-    public var name: String { "W\(weightBits)A\(activationBits)" + (firstAndLastAt8Bits ? "-8bit-ends" : "") }
+    /// "W4A4", with "-8bit-ends" when the first and last layers keep 8 bits, "-mse-weights" and
+    /// "-mse-activations" for MSE ranges.
+    public var name: String {
+        "W\(weightBits)A\(activationBits)" + (firstAndLastAt8Bits ? "-8bit-ends" : "")
+            + (weightRange == .mse ? "-mse-weights" : "") + (activationRange == .mse ? "-mse-activations" : "")
+    }
 
     /// Throws the first problem, naming the command-line option that sets it.
     public func validate() throws {
@@ -44,5 +55,27 @@ public struct QuantizationConfig: Codable, Equatable, Sendable {
             throw QuantizationError.badOption(option: "observer momentum", value: "\(observerMomentum)",
                                               reason: "must be in [0, 1)")
         }
+    }
+}
+
+extension QuantizationConfig {
+    private enum CodingKeys: String, CodingKey {
+        case weightBits, activationBits, weightScheme, activationScheme, firstAndLastAt8Bits, quantizeInput
+        case observerMomentum, weightRange, activationRange
+    }
+
+    /// Decodes a configuration; the range methods are optional, min/max when absent (student
+    /// files written before they existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(weightBits: try c.decode(Int.self, forKey: .weightBits),
+                  activationBits: try c.decode(Int.self, forKey: .activationBits))
+        weightScheme = try c.decode(QScheme.self, forKey: .weightScheme)
+        activationScheme = try c.decode(QScheme.self, forKey: .activationScheme)
+        firstAndLastAt8Bits = try c.decode(Bool.self, forKey: .firstAndLastAt8Bits)
+        quantizeInput = try c.decode(Bool.self, forKey: .quantizeInput)
+        observerMomentum = try c.decode(Float.self, forKey: .observerMomentum)
+        weightRange = try c.decodeIfPresent(RangeMethod.self, forKey: .weightRange) ?? .minMax
+        activationRange = try c.decodeIfPresent(RangeMethod.self, forKey: .activationRange) ?? .minMax
     }
 }

@@ -32,26 +32,33 @@ public struct QuantizationParameters: Equatable, Sendable {
     /// A range of width 0 (an all-zero tensor) gets scale 1: every value is then 0, exactly.
     public init(bits: Int, minimum: [Float], maximum: [Float], symmetric: Bool, axis: Int?) {
         precondition(minimum.count == maximum.count, "\(minimum.count) minima, \(maximum.count) maxima")
-        let n = Float((1 << bits) - 1)
         var scales: [Float] = [], zeroPoints: [Int32] = []
-        for (lo0, hi0) in zip(minimum, maximum) {
-            let lo = Swift.min(lo0, 0), hi = Swift.max(hi0, 0)
-            if symmetric {
-                let half = Float((1 << (bits - 1)) - 1)
-                let m = Swift.max(-lo, hi)
-                scales.append(m > 0 ? m / half : 1)
-                zeroPoints.append(Int32(1 << (bits - 1)))
-            } else if hi - lo > 0 {
-                let s = (hi - lo) / n
-                scales.append(s)
-                // -lo/s <= n in exact arithmetic; the min only absorbs a last-bit excess.
-                zeroPoints.append(Int32(Swift.min(roundHalfToEven(-lo / s), n)))
-            } else {
-                scales.append(1)
-                zeroPoints.append(0)
-            }
+        for (lo, hi) in zip(minimum, maximum) {
+            let (s, z) = Self.channel(bits: bits, minimum: lo, maximum: hi, symmetric: symmetric)
+            scales.append(s)
+            zeroPoints.append(z)
         }
         self.init(bits: bits, scale: scales, zeroPoint: zeroPoints, axis: axis)
+    }
+
+    /// Scale and zero point of one channel's range, as `init(bits:minimum:maximum:symmetric:axis:)`
+    /// computes them (the range searches of `RangeSearch` call it on candidate ranges, so a
+    /// candidate's error is measured on exactly the quantizer it would become).
+    @inline(__always)
+    public static func channel(bits: Int, minimum lo0: Float, maximum hi0: Float, symmetric: Bool) -> (scale: Float, zeroPoint: Int32) {
+        let lo = Swift.min(lo0, 0), hi = Swift.max(hi0, 0)
+        if symmetric {
+            let half = Float((1 << (bits - 1)) - 1)
+            let m = Swift.max(-lo, hi)
+            return (m > 0 ? m / half : 1, Int32(1 << (bits - 1)))
+        } else if hi - lo > 0 {
+            let n = Float((1 << bits) - 1)
+            let s = (hi - lo) / n
+            // -lo/s <= n in exact arithmetic; the min only absorbs a last-bit excess.
+            return (s, Int32(Swift.min(roundHalfToEven(-lo / s), n)))
+        } else {
+            return (1, 0)
+        }
     }
 
     /// x quantized and dequantized (the fake-quantized value), same shape.

@@ -8,9 +8,9 @@ public final class QuantizedConv2d: Layer {
     public let conv: Conv2d
     public let weightFakeQuant: FakeQuantize
 
-    public init(_ conv: Conv2d, bits: Int, scheme: QScheme) {
+    public init(_ conv: Conv2d, bits: Int, scheme: QScheme, range: RangeMethod = .minMax) {
         self.conv = conv
-        weightFakeQuant = .weight(bits: bits, scheme: scheme)
+        weightFakeQuant = .weight(bits: bits, scheme: scheme, range: range)
     }
 
     public var ownState: [(String, Parameter)] { conv.ownState }
@@ -29,9 +29,9 @@ public final class QuantizedLinear: Layer {
     public let linear: Linear
     public let weightFakeQuant: FakeQuantize
 
-    public init(_ linear: Linear, bits: Int, scheme: QScheme) {
+    public init(_ linear: Linear, bits: Int, scheme: QScheme, range: RangeMethod = .minMax) {
         self.linear = linear
-        weightFakeQuant = .weight(bits: bits, scheme: scheme)
+        weightFakeQuant = .weight(bits: bits, scheme: scheme, range: range)
     }
 
     public var ownState: [(String, Parameter)] { linear.ownState }

@@ -17,8 +17,9 @@ public final class QuantizedBasicBlock: Layer {
 
     /// - input: the quantizer of the block's input (the previous block's `act2`, or the stem's).
     init(_ block: BasicBlock, input: FakeQuantize, weightBits: Int, outputBits: Int, config: QuantizationConfig) {
-        let conv = { QuantizedConv2d($0, bits: weightBits, scheme: config.weightScheme) }
-        act1 = .activation(bits: config.activationBits, scheme: config.activationScheme, momentum: config.observerMomentum)
+        let conv = { QuantizedConv2d($0, bits: weightBits, scheme: config.weightScheme, range: config.weightRange) }
+        act1 = .activation(bits: config.activationBits, scheme: config.activationScheme, momentum: config.observerMomentum,
+                           range: config.activationRange)
         block1 = QuantizedConvBN(conv(block.c1), block.b1, input: input)
         block2 = QuantizedConvBN(conv(block.c2), block.b2, input: act1)
         if let sc = block.shortcut {
@@ -30,7 +31,8 @@ public final class QuantizedBasicBlock: Layer {
         } else {
             (shortcut, shortcutNames) = (nil, nil)
         }
-        act2 = .activation(bits: outputBits, scheme: config.activationScheme, momentum: config.observerMomentum)
+        act2 = .activation(bits: outputBits, scheme: config.activationScheme, momentum: config.observerMomentum,
+                           range: config.activationRange)
     }
 
     public var children: [(String, any Layer)] {
@@ -80,14 +82,18 @@ public final class QuantizedResNet: Layer {
         architecture = model.config
         quantization = config
         let endBits = config.firstAndLastAt8Bits ? 8 : config.weightBits
-        let activation = { FakeQuantize.activation(bits: $0, scheme: config.activationScheme, momentum: config.observerMomentum) }
-        // A fixed range, never calibrated (calibration switches only `activationQuantizers`).
+        let activation = {
+            FakeQuantize.activation(bits: $0, scheme: config.activationScheme, momentum: config.observerMomentum,
+                                    range: config.activationRange)
+        }
+        // A fixed range, never calibrated (calibration switches only `activationQuantizers`): min/max.
         input = .activation(bits: 8, scheme: .perTensorAffine, momentum: config.observerMomentum)
         (input.observer as! MovingAverageMinMaxObserver).setRange(inputRange.lowerBound, inputRange.upperBound)
         let image = QuantizationParameters(bits: config.quantizeInput ? 8 : 15, minimum: [inputRange.lowerBound],
                                            maximum: [inputRange.upperBound], symmetric: false, axis: nil)
         imageQuantization = image
-        stem = QuantizedConvBN(QuantizedConv2d(model.conv, bits: endBits, scheme: config.weightScheme), model.bn) { image.scale[0] }
+        stem = QuantizedConvBN(QuantizedConv2d(model.conv, bits: endBits, scheme: config.weightScheme, range: config.weightRange),
+                               model.bn) { image.scale[0] }
         act = activation(config.activationBits)
         let teacherBlocks = model.layers.layers.map { $0 as! BasicBlock }
         var blocks: [QuantizedBasicBlock] = []
@@ -100,7 +106,7 @@ public final class QuantizedResNet: Layer {
         }
         self.blocks = blocks
         layers = Sequential(blocks)
-        fc = QuantizedLinear(model.fc, bits: endBits, scheme: config.weightScheme)
+        fc = QuantizedLinear(model.fc, bits: endBits, scheme: config.weightScheme, range: config.weightRange)
     }
 
     public var children: [(String, any Layer)] {

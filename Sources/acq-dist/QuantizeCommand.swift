@@ -24,6 +24,12 @@ struct QuantizationOptions: ParsableArguments {
     @Flag(name: .customLong("quantize-input"),
           help: "Quantize the input image to 8 bits over the normalised pixel range (default: float input).")
     var quantizeInput = false
+    @Option(name: .customLong("weight-range"),
+            help: "Weight ranges, recomputed at every forward: minmax (per channel min/max, the default) or mse (min/max clipped to the least quantization squared error, per channel).")
+    var weightRange: RangeMethod = .minMax
+    @Option(name: .customLong("activation-range"),
+            help: "Activation ranges, frozen after calibration: minmax (EMA of batch min/max, the default) or mse (the least-squared-error range over every calibration value).")
+    var activationRange: RangeMethod = .minMax
 
     enum Granularity: String, ExpressibleByArgument, CaseIterable {
         case perChannel = "per-channel", perTensor = "per-tensor"
@@ -40,6 +46,7 @@ struct QuantizationOptions: ParsableArguments {
         c.activationScheme = symmetricActivations ? .perTensorSymmetric : .perTensorAffine
         c.firstAndLastAt8Bits = firstAndLastAt8Bits
         c.quantizeInput = quantizeInput
+        (c.weightRange, c.activationRange) = (weightRange, activationRange)
         return c
     }
 
@@ -47,6 +54,8 @@ struct QuantizationOptions: ParsableArguments {
         do { try config.validate() } catch { throw ValidationError("\(error)") }
     }
 }
+
+extension RangeMethod: ExpressibleByArgument {}
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -47,6 +47,8 @@ import Testing
         (["--resume"], "--resume needs --run-dir"),
         (["--keep-checkpoints", "0"], "--keep-checkpoints must be at least 1"),
         (["--student-ce-weight=-1"], "--student-ce-weight must be 0 or more"),
+        (["--weight-range", "kl"], "'kl' is invalid for '--weight-range"),
+        (["--activation-range", "histogram"], "'histogram' is invalid for '--activation-range"),
     ])
     func badOptionsAreRefusedByName(_ arguments: [String], _ message: String) throws {
         let r = try runCLI(["datafree"] + arguments)

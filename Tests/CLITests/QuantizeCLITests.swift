@@ -44,6 +44,8 @@ import Testing
         (["--abits", "1"], "--abits 1: bit widths must be 2 to 8"),
         (["--weight-scheme", "per-row"], "--weight-scheme"),
         (["--calibration-batches", "0"], "--calibration-batches must be at least 1"),
+        (["--weight-range", "percentile"], "The value 'percentile' is invalid for '--weight-range"),
+        (["--activation-range", "MSE"], "The value 'MSE' is invalid for '--activation-range"),
     ])
     func badQuantizationOptionsNameTheOption(_ extra: [String], _ expected: String) throws {
         let r = try runCLI(["quantize", "--method", "ptq", "--teacher", "/nonexistent.safetensors"] + extra)

@@ -25,6 +25,12 @@ import TestSupport
         config(4, 4) { $0.weightScheme = .perTensorAffine },
         config(4, 4) { $0.weightScheme = .perChannelSymmetric(axis: 0); $0.activationScheme = .perTensorSymmetric },
         config(5, 4) { $0.weightScheme = .perTensorSymmetric },
+        // MSE ranges: clipped weights and activations (values beyond the range saturate).
+        config(4, 4) { $0.weightRange = .mse; $0.activationRange = .mse },
+        config(3, 3) { $0.weightRange = .mse; $0.activationRange = .mse },
+        config(4, 4) { $0.weightRange = .mse; $0.activationRange = .mse; $0.firstAndLastAt8Bits = true; $0.quantizeInput = true },
+        config(3, 3) { $0.weightRange = .mse; $0.weightScheme = .perChannelSymmetric(axis: 0); $0.activationRange = .mse },
+        config(4, 4) { $0.weightRange = .mse; $0.weightScheme = .perTensorAffine },
     ]
 
     @Test(arguments: configurations)
@@ -33,13 +39,15 @@ import TestSupport
         try expectIntegerLogitsMatch(student, c.name)
     }
 
-    @Test(arguments: [config(8, 8), config(4, 4)])
+    @Test(arguments: [config(8, 8), config(4, 4), config(4, 4) { $0.weightRange = .mse; $0.activationRange = .mse }])
     func accuracyMatchesTheStudentOnATestSubset(_ c: QuantizationConfig) throws {
         let student = try calibratedStudent(realisticTeacher(seed: 5), c)
         let integer = try IntegerResNet(exporting: student, imageShape: [1, 28, 28])
         let subset = fashionTest.prefix(1000)
         let fake = evaluate(student, on: subset).accuracy, exact = evaluate(on: subset) { integer.logits($0) }.accuracy
-        #expect(abs(fake - exact) <= 0.001, "\(c.name): student \(fake), integer model \(exact)")
+        // At most one image of the 1000 (0.1 points); compared in images, since 0.096 - 0.095 is
+        // 0.0010000000000000009 in Double.
+        #expect(abs(fake - exact) * Double(subset.count) <= 1 + 1e-9, "\(c.name): student \(fake), integer model \(exact)")
     }
 
     @Test func integerFileRoundTripsAndIsAboutBitsOver32OfTheFloatFile() throws {

@@ -98,13 +98,15 @@ import TestSupport
     /// difference at most 1e-5, every logit within 2e-2.
     @Test(arguments: [config(8, 8), config(4, 4), config(3, 3), config(4, 4) { $0.weightScheme = .perTensorAffine },
                       config(4, 4) { $0.firstAndLastAt8Bits = true; $0.quantizeInput = true },
-                      config(4, 4) { $0.weightScheme = .perChannelSymmetric(axis: 0); $0.activationScheme = .perTensorSymmetric }])
+                      config(4, 4) { $0.weightScheme = .perChannelSymmetric(axis: 0); $0.activationScheme = .perTensorSymmetric },
+                      config(4, 4) { $0.weightRange = .mse }, config(4, 4) { $0.activationRange = .mse },
+                      config(3, 3) { $0.weightRange = .mse; $0.activationRange = .mse }])
     func integerLogitsMatchTheTuneStudent(_ c: QuantizationConfig) throws {
         let student = try tuneStudent(realisticTeacher(), c)
         try expectIntegerLogitsMatch(student, c.name)
     }
 
-    @Test(arguments: [config(8, 8), config(4, 4)])
+    @Test(arguments: [config(8, 8), config(4, 4), config(4, 4) { $0.weightRange = .mse; $0.activationRange = .mse }])
     func integerAccuracyMatchesTheTuneStudentOn1000Images(_ c: QuantizationConfig) throws {
         let student = try tuneStudent(realisticTeacher(seed: 5), c)
         let integer = try IntegerResNet(exporting: student, imageShape: [1, 28, 28])
@@ -114,7 +116,7 @@ import TestSupport
         // `evaluate` put the student in eval mode: measure it in tune mode, as trained and exported.
         try student.setConvBNMode(.tune)
         let tuned = evaluate(on: subset) { images in withoutGradients { student(Variable(images)) }.value }.accuracy
-        #expect(abs(tuned - exact) <= 0.001, "\(c.name): tune student \(tuned), integer model \(exact) (eval-mode view \(fake))")
+        #expect(abs(tuned - exact) * Double(subset.count) <= 1 + 1e-9, "\(c.name): tune student \(tuned), integer model \(exact) (eval-mode view \(fake))")
     }
 
     /// With the shipped teacher, a W8A8 tune student calibrated on Gaussian noise (the PTQ
