@@ -23,7 +23,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: scripts/study.sh [--preset quick|short|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
                         [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
-                        [--student-ce-weight W] [--sweep]
+                        [--student-ce-weight W] [--weight-range minmax|mse] [--activation-range minmax|mse] [--sweep]
 EOF
     exit 2
 }
@@ -33,11 +33,11 @@ preset=default seeds=3 bits="4 3" ranks=1 threads=$(nproc)
 out="runs/study-$(date -u +%Y%m%d)"
 bin="${ACQ_DIST_BIN:-$root/.build/release/acq-dist}"
 teacher="$root/models/resnet20-fashion-mnist.safetensors"
-test_limit="" student_lr="" samples="" ce_weight=1 sweep=0
+test_limit="" student_lr="" samples="" ce_weight=1 sweep=0 weight_range=minmax activation_range=minmax
 while [ $# -gt 0 ]; do
     case "$1" in
         --sweep) sweep=1; shift; continue ;;
-        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight)
+        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight|--weight-range|--activation-range)
             [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; usage; }
             v="$2"
             case "$1" in
@@ -45,6 +45,7 @@ while [ $# -gt 0 ]; do
                 --threads) threads="$v" ;; --out) out="$v" ;; --bin) bin="$v" ;; --teacher) teacher="$v" ;;
                 --test-limit) test_limit="$v" ;; --student-lr) student_lr="$v" ;; --samples) samples="$v" ;;
                 --student-ce-weight) ce_weight="$v" ;;
+                --weight-range) weight_range="$v" ;; --activation-range) activation_range="$v" ;;
             esac
             shift 2 ;;
         -h|--help) usage ;;
@@ -60,6 +61,8 @@ positive --threads "$threads"
 [ -z "$samples" ] || positive --samples "$samples"
 [[ "$ce_weight" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--student-ce-weight needs a number of 0 or more, got '$ce_weight'"
 for b in $bits; do [[ "$b" =~ ^[2-8]$ ]] || fail "--bits takes widths from 2 to 8, got '$b'"; done
+[[ "$weight_range" =~ ^(minmax|mse)$ ]] || fail "--weight-range must be minmax or mse, got '$weight_range'"
+[[ "$activation_range" =~ ^(minmax|mse)$ ]] || fail "--activation-range must be minmax or mse, got '$activation_range'"
 [ -n "${bits// /}" ] || fail "--bits is empty"
 [ -x "$bin" ] || fail "$bin is not an executable (build with 'swift build -c release', or pass --bin / set ACQ_DIST_BIN)"
 [ -r "$teacher" ] || fail "teacher file $teacher does not exist (--teacher)"
@@ -85,7 +88,7 @@ limit=()
 
 mkdir -p "$out"
 # A resumed study must be the same study: refuse a folder holding runs of other settings.
-settings="$([ "$sweep" = 1 ] && echo "sweep ")preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
+settings="$([ "$sweep" = 1 ] && echo "sweep ")preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight weight_range=$weight_range activation_range=$activation_range diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
 if [ -f "$out/settings.txt" ]; then
     [ "$(cat "$out/settings.txt")" = "$settings" ] || fail "$out holds a study with other settings ($(cat "$out/settings.txt")); use another --out"
 else
@@ -113,7 +116,8 @@ datafree() {  # datafree NAME BITS SEED ARGS...
     datafree_done "$out/$name" && { echo "study.sh: $name: done already"; return; }
     local args=(datafree "$@" --model "$teacher" --wbits "$b" --abits "$b" --seed "$seed" --steps "$steps"
                 --warmup-steps "$warmup" --batch-size "$batch" --calibration-steps "$calib" --student-lr "$lr"
-                --student-ce-weight "$ce_weight" --run-dir "$out/$name" "${limit[@]}")
+                --student-ce-weight "$ce_weight" --weight-range "$weight_range" --activation-range "$activation_range"
+                --run-dir "$out/$name" "${limit[@]}")
     if [ "$ranks" -gt 1 ]; then
         run "$name" bash "$root/scripts/mpirun.sh" -np "$ranks" --bin "$bin" -- "${args[@]}"
     else
@@ -125,6 +129,7 @@ quantize() {  # quantize NAME BITS SEED ARGS...
     local name="$1" b="$2" seed="$3"; shift 3
     [ -f "$out/$name/student.safetensors" ] && { echo "study.sh: $name: done already"; return; }
     run "$name" "$bin" quantize "$@" --teacher "$teacher" --wbits "$b" --abits "$b" --seed "$seed" \
+        --weight-range "$weight_range" --activation-range "$activation_range" \
         --run-dir "$out/$name" "${limit[@]}" --threads "$threads"
 }
 
