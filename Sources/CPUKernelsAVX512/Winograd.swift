@@ -90,12 +90,6 @@ public func winogradTransformWeights(_ s: ConvShape, w: UnsafePointer<Float>, in
     winogradTransformWeights(WinogradPlan(s, images: 1), w: w, u: u)
 }
 
-/// Floats of scratch that `convolutionForwardWinograd3x3` allocates (once per call).
-func winogradScratchFloats(_ s: ConvShape, images: Int) -> Int {
-    let p = WinogradPlan(s, images: images)
-    return p.uCount + p.vCount + p.mCount + p.padCount + p.stageCount
-}
-
 struct WinogradPlan {
     let C, O, H, W: Int
     let th, tw, tilesPerImage, totalTiles: Int

@@ -40,10 +40,11 @@ public func convolutionWeightGradientWinograd3x3(_ s: ConvShape, x: UnsafePointe
     let z = UnsafeMutablePointer<Float>.allocate(capacity: 16 * zPlane)
     let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * op * cp)
     defer { xl.deallocate(); dl.deallocate(); v.deallocate(); z.deallocate(); m.deallocate() }
+    // The borders of xl and dl must be zero and M accumulates; V and Z are written (every lane,
+    // channels past C and O as zeros) before the GEMM reads them, which reads only the group's
+    // filled rows.
     xl.initialize(repeating: 0, count: xFloats)
     dl.initialize(repeating: 0, count: dFloats)
-    v.initialize(repeating: 0, count: 16 * vPlane)
-    z.initialize(repeating: 0, count: 16 * zPlane)
     m.initialize(repeating: 0, count: 16 * op * cp)
 
     let xEnd = x + images * C * H * W, gEnd = gy + images * O * H * W
