@@ -32,7 +32,9 @@ struct DataFree: ParsableCommand {
     @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = 1
     @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = 0.1
     @Option(name: .customLong("cons-weight"), help: "ACQ eval/train consistency weight (0: off).") var consistencyWeight: Float = 1
-    @Flag(name: .customLong("no-condition"), help: "ACQ without the position condition.") var noCondition = false
+    @Option(help: "How ACQ's generator takes the position: heatmap (a Gaussian bump channel, the default) or embedding (z * E(y) * (1 + MLP(p))).")
+    var condition: Condition = .heatmap
+    @Flag(name: .customLong("no-condition"), help: "ACQ without the position condition (and without attention-centre matching).") var noCondition = false
     @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = 0.25
     @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
     @Option(name: .customLong("convbn-mode"), help: "How the student's conv+BN blocks train: tune (BN folded, default) or eval.")
@@ -54,6 +56,9 @@ struct DataFree: ParsableCommand {
     func validate() throws {
         guard batchSize >= 2 && batchSize % 2 == 0 else {
             throw ValidationError("--batch-size must be even and at least 2 (pairs share label and position), got \(batchSize)")
+        }
+        if noCondition && condition != .heatmap {
+            throw ValidationError("--no-condition and --condition \(condition.rawValue) contradict each other: give one")
         }
         guard positionRange > 0 && positionRange <= 1 else {
             throw ValidationError("--position-range must be in (0, 1] (positions live in [-1, 1]), got \(positionRange)")
@@ -98,7 +103,7 @@ struct DataFree: ParsableCommand {
             config.acq.acmWeight = noCondition ? 0 : acmWeight
             config.acq.pairWeight = pairWeight
             config.acq.consistencyWeight = consistencyWeight
-            config.acq.condition = noCondition ? .none : .heatMap
+            config.acq.condition = noCondition ? .none : condition.positionCondition
             let q = quantization.config
             try q.validate()
             let teacherURL = URL(fileURLWithPath: model)
@@ -136,6 +141,12 @@ struct DataFree: ParsableCommand {
 
 extension DataFreeMethod: ExpressibleByArgument {}
 
+/// The conditions `--condition` offers (`--no-condition` is the third, `PositionCondition.none`).
+enum Condition: String, ExpressibleByArgument, CaseIterable {
+    case heatmap, embedding
+    var positionCondition: PositionCondition { self == .heatmap ? .heatMap : .embedding }
+}
+
 /// The step counts and rates of `acq-dist datafree` (and of `acq-dist` with no arguments).
 enum DataFreePreset: String, ExpressibleByArgument, CaseIterable {
     case quick, `default`, long
@@ -164,8 +175,30 @@ enum DataFreePreset: String, ExpressibleByArgument, CaseIterable {
 
 /// `acq-dist methods`: the data-free methods and what they optimise.
 struct Methods: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the data-free methods (see `acq-dist help datafree` for their options).")
+    static let configuration = CommandConfiguration(abstract: "List the data-free methods and each one's own options (`acq-dist help datafree` has the shared ones).")
+
+    /// Each method's own options of `acq-dist datafree`, with their defaults.
+    static func options(of method: DataFreeMethod) -> [(String, String)] {
+        let defaults = ACQObjective()
+        let gdfq = [("--bns-weight W", "weight of BNS, the teacher's batch-norm statistics (default \(GDFQObjective().bnsWeight))")]
+        switch method {
+        case .gdfq: return gdfq
+        case .acq:
+            return gdfq + [
+                ("--acm-weight W", "attention-centre matching (default \(defaults.acmWeight); 0: off)"),
+                ("--pair-weight W", "paired mode-seeking loss (default \(defaults.pairWeight); 0: off)"),
+                ("--cons-weight W", "eval/train attention consistency (default \(defaults.consistencyWeight); 0: off)"),
+                ("--condition C", "heatmap (default) or embedding: how the generator takes the position"),
+                ("--no-condition", "no position condition, no attention-centre matching"),
+                ("--position-range R", "positions from [-R, R]^2 (default \(DataFreeConfig().positionRange))"),
+            ]
+        }
+    }
+
     func run() {
-        for m in DataFreeMethod.allCases { print("\(m.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(m.summary)") }
+        for m in DataFreeMethod.allCases {
+            print("\(m.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(m.summary)")
+            for (flag, help) in Methods.options(of: m) { print("         \(flag.padding(toLength: 20, withPad: " ", startingAt: 0)) \(help)") }
+        }
     }
 }

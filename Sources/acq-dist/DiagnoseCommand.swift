@@ -14,6 +14,10 @@ struct Diagnose: ParsableCommand {
             from the class's mean centre; the mean over classes with at least two images.
             attention_gap: mean over images of mean_ij (Â_eval - Â_train)^2 (ACQ's L_cons), Â_train with \
             the batch statistics of each batch of --batch-size images.
+            For a generator with ACQ's position condition, also how its images' centres follow the \
+            positions p they were asked for: condition_error, the mean of ||c - p||^2 (the \
+            attention-centre matching term), and condition_slope, the least-squares slope of c on p \
+            (1: the centres move with p; 0: they ignore it).
             """)
 
     @Option(help: "The teacher (a model file from `acq-dist pretrain`).") var model: String = Eval.shippedTeacher
@@ -24,7 +28,7 @@ struct Diagnose: ParsableCommand {
             help: "Images per batch: the generator's batch and the one whose statistics the train-mode pass uses.")
     var batchSize = 64
     @Option(help: "Seed of the generator's noise, labels and positions.") var seed: UInt64 = 0
-    @Flag(help: "Print one JSON object (source, samples, centre_spread, attention_gap).") var json = false
+    @Flag(help: "Print one JSON object (source, samples, centre_spread, attention_gap, and condition_error, condition_slope for a conditioned generator).") var json = false
     @OptionGroup var data: DataOptions
     @OptionGroup var common: CommonOptions
 
@@ -58,8 +62,8 @@ struct Diagnose: ParsableCommand {
                     throw RunError("\(generator) was trained for a \(trained.metadata.architecture.classes)-class teacher on \(trained.metadata.architecture.inChannels)-channel images; \(model) has \(teacher.config.classes) classes and \(teacher.config.inChannels) channel(s)")
                 }
                 if !trained.recordsCondition {
-                    let assumed = trained.generator.config.condition == .heatMap
-                        ? "a heat-map condition (from its tensors), positions from [-\(trained.positionRange), \(trained.positionRange)]^2 (the default range)"
+                    let assumed = trained.generator.config.condition.takesPositions
+                        ? "a \(trained.generator.config.condition.rawValue) condition (from its tensors), positions from [-\(trained.positionRange), \(trained.positionRange)]^2 (the default range)"
                         : "no position condition (from its tensors)"
                     logger.warning("\(generator) predates runs recording their condition: taking \(assumed)")
                 }
@@ -80,14 +84,22 @@ struct Diagnose: ParsableCommand {
                 source = "real"
             }
             if json {
-                let object: [String: Any] = ["source": source, "samples": result.samples,
+                var object: [String: Any] = ["source": source, "samples": result.samples,
                                              "centre_spread": result.centreSpread, "attention_gap": result.attentionGap]
+                if let fit = result.conditionFit {
+                    object["condition_error"] = fit.error
+                    object["condition_slope"] = fit.slope
+                }
                 let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: line, as: UTF8.self))
             } else {
                 print("source \(source): \(result.samples) images in batches of \(result.batchSize), teacher \(model)")
                 print(String(format: "  within-class centre spread (RMS, [-1, 1] coordinates)  %.4f", result.centreSpread))
                 print(String(format: "  eval/train attention gap (L_cons)                      %.6f", result.attentionGap))
+                if let fit = result.conditionFit {
+                    print(String(format: "  centre vs asked position: mean ||c - p||^2 (L_ACM)     %.6f", fit.error))
+                    print(String(format: "  centre vs asked position: slope of c on p              %.4f", fit.slope))
+                }
             }
         }
     }

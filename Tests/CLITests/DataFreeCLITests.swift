@@ -49,6 +49,8 @@ import Testing
         (["--student-ce-weight=-1"], "--student-ce-weight must be 0 or more"),
         (["--weight-range", "kl"], "'kl' is invalid for '--weight-range"),
         (["--activation-range", "histogram"], "'histogram' is invalid for '--activation-range"),
+        (["--condition", "coords"], "'coords' is invalid for '--condition"),
+        (["--condition", "embedding", "--no-condition"], "--no-condition and --condition embedding contradict each other"),
     ])
     func badOptionsAreRefusedByName(_ arguments: [String], _ message: String) throws {
         let r = try runCLI(["datafree"] + arguments)

@@ -33,6 +33,20 @@ import TensorCore
         #expect(centreSpread(centres: Tensor(shape: [2, 2], scalars: [0, 0, 1, 1]), labels: [0, 1]) == nil)
     }
 
+    /// Centres equal to the positions: error 0, slope 1; centres that ignore them: slope 0 and
+    /// error the positions' mean square plus the centres' offset; half-way: slope 0.5.
+    @Test func conditionFitMeasuresHowCentresFollowPositions() {
+        let p = Tensor(shape: [4, 2], scalars: [0.2, -0.2, -0.2, 0.2, 0.1, 0.1, -0.1, -0.1])
+        let exact = ConditionFit(centres: p, positions: p)
+        #expect(exact.error == 0 && abs(exact.slope - 1) < 1e-12)
+        let ignoring = ConditionFit(centres: Tensor(shape: [4, 2], scalars: [Float](repeating: 0.3, count: 8)), positions: p)
+        let byHand = ([(0.2, -0.2), (-0.2, 0.2), (0.1, 0.1), (-0.1, -0.1)] as [(Double, Double)])
+            .map { (0.3 - $0.0) * (0.3 - $0.0) + (0.3 - $0.1) * (0.3 - $0.1) }.reduce(0, +) / 4
+        #expect(abs(ignoring.error - byHand) < 1e-6 && abs(ignoring.slope) < 1e-12)
+        let half = ConditionFit(centres: Tensor(shape: [4, 2], scalars: p.scalars.map { 0.5 * $0 + 0.05 }), positions: p)
+        #expect(abs(half.slope - 0.5) < 1e-6, "slope \(half.slope)")
+    }
+
     /// The centres are the ones ACQ's attention-centre matching uses: matching them gives a zero
     /// loss. Copies of one image per class share a centre (spread 0); distinct images give the
     /// RMS distance computed here by hand from those centres.
@@ -45,7 +59,7 @@ import TensorCore
         #expect(withoutGradients { attentionCentreLoss(attention, positions: measured) }.value.item == 0)
 
         let labels = [0, 0, 0, 1, 1, 1]
-        let result = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 6) { _ in (distinct, labels) }
+        let result = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 6) { _ in DiagnosticBatch(images: distinct, labels: labels) }
         var byHand = 0.0
         for members in [0..<3, 3..<6] {
             let xs = members.map { Double(measured[flat: 2 * $0]) }, ys = members.map { Double(measured[flat: 2 * $0 + 1]) }
@@ -60,7 +74,7 @@ import TensorCore
         let copies = Tensor.concatenate(channels: [Int](repeating: 0, count: 3).map { _ in distinct.rows(0..<1) }
                                             + [Int](repeating: 0, count: 3).map { _ in distinct.rows(1..<2) })
         let flat = copies.reshaped([6, 1, 28, 28])
-        let same = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 6) { _ in (flat, labels) }
+        let same = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 6) { _ in DiagnosticBatch(images: flat, labels: labels) }
         #expect(same.centreSpread < 1e-6, "copies of one image must share their centre, spread \(same.centreSpread)")
     }
 
@@ -97,7 +111,7 @@ import TensorCore
         let consistency = try #require(terms["cons"])
         let gap = AttentionMeasurement(teacher: t, images: images).gap
         #expect(abs(gap - consistency) <= 1e-6 * consistency, "diagnostic \(gap), trainer's cons term \(consistency)")
-        let whole = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 8) { _ in (images, labels) }
+        let whole = try attentionDiagnostics(teacher: t, batches: 1, batchSize: 8) { _ in DiagnosticBatch(images: images, labels: labels) }
         #expect(abs(whole.attentionGap - consistency) <= 1e-6 * consistency)
     }
 
@@ -109,13 +123,15 @@ import TensorCore
 
     /// A whole (tiny) data-free run: its generator file loads back with the run's condition and
     /// position range, and generates the same images on every load.
-    @Test(arguments: [false, true])
-    func generatorFilesOfARunLoadBackWithTheirCondition(noCondition: Bool) throws {
+    @Test(arguments: PositionCondition.allCases)
+    func generatorFilesOfARunLoadBackWithTheirCondition(condition: PositionCondition) throws {
+        let noCondition = condition == .none
         var config = DataFreeConfig()
         config.method = .acq
         (config.batchSize, config.warmupSteps, config.calibrationSteps, config.steps) = (4, 0, 1, 1)
         config.positionRange = 0.5
-        if noCondition { (config.acq.condition, config.acq.acmWeight) = (.none, 0) }
+        config.acq.condition = condition
+        if noCondition { config.acq.acmWeight = 0 }
         let t = teacher()
         let metadata = ModelMetadata(role: "teacher", architecture: t.config, imageShape: [1, 28, 28], mean: [0.286], std: [0.353])
         let test = Dataset(name: "tiny", pixels: (0..<(4 * 784)).map { UInt8($0 % 251) }, labels: [0, 1, 2, 3],
@@ -129,11 +145,17 @@ import TensorCore
         let url = folder.file("generator.safetensors")
         let loaded = try TrainedGenerator(contentsOf: url)
         #expect(loaded.recordsCondition)
-        #expect(loaded.generator.config.condition == (noCondition ? .none : .heatMap))
+        #expect(loaded.generator.config.condition == condition)
         #expect(loaded.positionRange == 0.5)
-        let (first, labels) = loaded.batch(2, batchSize: 6, seed: 3)
+        let drawn = loaded.batch(2, batchSize: 6, seed: 3)
+        let (first, labels) = (drawn.images, drawn.labels)
         #expect(first.shape == [6, 1, 28, 28])
         #expect(labels.allSatisfy { (0..<10).contains($0) } && labels[0] == labels[1])
+        #expect((drawn.positions == nil) == noCondition)
+        if let p = drawn.positions {
+            #expect(p.shape == [6, 2] && p.scalars.allSatisfy { abs($0) <= 0.5 })
+            #expect(p[flat: 0] == p[flat: 2] && p[flat: 1] == p[flat: 3], "a pair shares its position")
+        }
         #expect(try TrainedGenerator(contentsOf: url).batch(2, batchSize: 6, seed: 3).images.scalars == first.scalars)
         #expect(loaded.batch(3, batchSize: 6, seed: 3).images.scalars != first.scalars)
 

@@ -160,7 +160,7 @@ public final class DataFreeTrainer {
         let range = localRange
         let batch = self.batch(step, range)
         generatorArena.zeroGradients()
-        let positions = objective.condition == .heatMap ? batch.positions : nil
+        let positions = objective.condition.takesPositions ? batch.positions : nil
         let x = generator.generate(z: Variable(batch.noise), labels: batch.labels, positions: positions)
         let eval = teacherPass(teacher, x, captureBatchNormInputs: true)
         let train = objective.needsBatchStatisticsPass ? teacherPass(teacher, x, batchStatistics: true, reducer: reducer) : nil
@@ -214,7 +214,7 @@ public final class DataFreeTrainer {
         defer { generator.setReducer(reducer) }
         student.calibrate(batches: config.calibrationSteps) { i in
             let b = batch(step + i, 0..<config.batchSize)
-            let positions = objective.condition == .heatMap ? b.positions : nil
+            let positions = objective.condition.takesPositions ? b.positions : nil
             return withoutGradients { generator.generate(z: Variable(b.noise), labels: b.labels, positions: positions) }.value
         }
     }

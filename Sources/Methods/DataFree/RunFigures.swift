@@ -29,7 +29,7 @@ enum RunFigures {
             var z = RandomStream(seed: config.seed, purpose: 0x5348_4F57, step: 1, index: i)
             for j in 0..<latent { noise[flat: i * latent + j] = z.normal() }
         }
-        let conditioned = generator.config.condition == .heatMap
+        let conditioned = generator.config.condition.takesPositions
         let reducer = generator.bn0.reducer
         generator.setReducer(nil)
         defer { generator.setReducer(reducer) }

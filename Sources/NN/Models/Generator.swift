@@ -10,6 +10,8 @@ import Glibc
 /// BN(eps 0.8) -> LeakyReLU(0.2) -> up x2 -> conv 3x3 to 64 -> BN(eps 0.8) -> LeakyReLU(0.2) ->
 /// conv 3x3 to C -> tanh -> BN(affine-free), s = image size / 4. Every BN uses batch statistics
 /// (across ranks when given a reducer), always.
+/// With the embedding condition (method.md section 5's option) the position enters the input
+/// instead: z * E(y) * (1 + MLP(p)), MLP = linear 2 -> 64, ReLU, linear 64 -> latent.
 public struct GeneratorConfig: Codable, Equatable, Sendable {
     public var latent = 100
     public var classes = 10
@@ -31,6 +33,28 @@ public enum PositionCondition: String, Codable, Sendable, CaseIterable {
     case none
     /// A Gaussian bump at p, one extra channel after the first BN.
     case heatMap = "heatmap"
+    /// z * E(y) * (1 + MLP(p)): the position modulates the generator's input.
+    case embedding
+
+    /// Whether the generator takes positions at all.
+    public var takesPositions: Bool { self != .none }
+}
+
+/// The embedding condition's MLP: linear 2 -> hidden, ReLU, linear hidden -> latent, named as
+/// PyTorch's `nn.Sequential(Linear, ReLU, Linear)` (`mlp.0.*`, `mlp.2.*`).
+public final class PositionMLP: Layer {
+    public static let hidden = 64
+    public let first: Linear, second: Linear
+
+    public init(latent: Int, seed: UInt64) {
+        first = Linear(2, PositionMLP.hidden, seed: seed)
+        second = Linear(PositionMLP.hidden, latent, seed: seed &+ 1)
+    }
+
+    public var children: [(String, any Layer)] { [("0", first), ("2", second)] }
+
+    /// - p: [N, 2]. Returns [N, latent].
+    public func forward(_ p: Variable) -> Variable { second(relu(first(p))) }
 }
 
 public final class Generator: Layer {
@@ -41,6 +65,8 @@ public final class Generator: Layer {
     public let conv1: Conv2d, bn1: BatchNorm2d
     public let conv2: Conv2d, bn2: BatchNorm2d
     public let conv3: Conv2d, bn3: BatchNorm2d
+    /// The embedding condition's MLP (nil otherwise).
+    public let positionMLP: PositionMLP?
 
     public init(_ config: GeneratorConfig, seed: UInt64 = 0) {
         precondition(config.imageSize % 4 == 0, "generator image size must be a multiple of 4, got \(config.imageSize)")
@@ -56,12 +82,13 @@ public final class Generator: Layer {
         bn2 = BatchNorm2d(64, eps: config.innerEps)
         conv3 = Conv2d(64, config.channels, kernel: 3, padding: 1, seed: seed &+ 4)
         bn3 = BatchNorm2d(config.channels, affine: false)
+        positionMLP = config.condition == .embedding ? PositionMLP(latent: config.latent, seed: seed &+ 5) : nil
         for bn in [bn0, bn1, bn2, bn3] { bn.didSetMode(.train) }
     }
 
     public var children: [(String, any Layer)] {
         [("l1", l1), ("bn0", bn0), ("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2),
-         ("conv3", conv3), ("bn3", bn3)]
+         ("conv3", conv3), ("bn3", bn3)] + (positionMLP.map { [("mlp", $0)] } ?? [])
     }
 
     /// The label embedding is a bare parameter named as PyTorch's `label_emb.weight`.
@@ -82,15 +109,17 @@ public final class Generator: Layer {
     }
 
     /// - z: [N, latent]; labels: N classes; p: [N, 2] positions in [-1, 1] (needed with a
-    ///   heat-map condition). Returns images [N, channels, size, size].
+    ///   condition). Returns images [N, channels, size, size].
     public func generate(z: Variable, labels: [Int], positions p: Tensor?) -> Variable {
         precondition(z.value.rank == 2 && z.shape[1] == config.latent && z.shape[0] == labels.count,
                      "generator: z \(z.shape) for \(labels.count) labels, latent \(config.latent)")
+        precondition(!config.condition.takesPositions || p?.shape == [labels.count, 2],
+                     "generator with a \(config.condition.rawValue) condition needs positions [\(labels.count), 2], got \(p.map { "\($0.shape)" } ?? "none")")
         let n = labels.count, s = config.baseSize
-        let input = embedding(labelEmbedding.variable, indices: labels) * z
+        var input = embedding(labelEmbedding.variable, indices: labels) * z
+        if let positionMLP, let p { input = input * (positionMLP(Variable(p)) + 1) }
         var h = bn0(reshape(l1(input), [n, 128, s, s]))
-        if config.condition == .heatMap {
-            guard let p else { preconditionFailure("generator with a heat-map condition needs positions") }
+        if config.condition == .heatMap, let p {
             h = concatenate(channels: [h, Variable(Generator.heatMap(p, size: s, std: config.heatMapStd))])
         }
         h = leakyRelu(bn1(conv1(upsampleNearest2x(h))), slope: 0.2)
