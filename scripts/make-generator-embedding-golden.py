@@ -16,32 +16,15 @@ Contents (a small generator: latent 16, 4 classes, 1x8x8 images, batch 6 in pair
 """
 import argparse
 import os
+import sys
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch"))
+from acq_iteration import EmbeddingGenerator  # noqa: E402
+
 LATENT, CLASSES, SIZE, BATCH = 16, 4, 8, 6
-
-
-class Generator(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.s = SIZE // 4
-        s.label_emb = nn.Embedding(CLASSES, LATENT)
-        s.l1 = nn.Linear(LATENT, 128 * s.s * s.s)
-        s.bn0 = nn.BatchNorm2d(128)
-        s.conv1 = nn.Conv2d(128, 128, 3, 1, 1); s.bn1 = nn.BatchNorm2d(128, 0.8)
-        s.conv2 = nn.Conv2d(128, 64, 3, 1, 1); s.bn2 = nn.BatchNorm2d(64, 0.8)
-        s.conv3 = nn.Conv2d(64, 1, 3, 1, 1); s.bn3 = nn.BatchNorm2d(1, affine=False)
-        s.mlp = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, LATENT))
-
-    def forward(s, z, y, p):
-        h = s.bn0(s.l1(s.label_emb(y) * z * (1 + s.mlp(p))).view(z.shape[0], 128, s.s, s.s))
-        h = F.leaky_relu(s.bn1(s.conv1(F.interpolate(h, scale_factor=2))), 0.2)
-        h = F.leaky_relu(s.bn2(s.conv2(F.interpolate(h, scale_factor=2))), 0.2)
-        return s.bn3(torch.tanh(s.conv3(h)))
 
 
 def main():
@@ -50,7 +33,7 @@ def main():
     ap.add_argument("--output", default=os.path.join(here, "..", "Tests", "TestSupport", "Fixtures", "generator", "embedding.safetensors"))
     a = ap.parse_args()
     torch.manual_seed(0)
-    g = Generator().train()
+    g = EmbeddingGenerator(LATENT, CLASSES, 1, SIZE).train()
     # Non-trivial BN affines, so their gradients are checked at values other than 1 and 0.
     with torch.no_grad():
         for bn in (g.bn0, g.bn1, g.bn2):

@@ -69,19 +69,7 @@ import TestSupport
         let x = g.generate(z: Variable(try golden.tensor("z")), labels: labels, positions: try golden.tensor("p"))
         expectClose(x.value, try golden.tensor("x"), rtol: 1e-4, atol: 1e-4, "x")
         x.backward(seed: try golden.tensor("grad_x"))
-        var checked = 0
-        for (name, parameter) in g.namedParameters() {
-            let expected = try golden.tensor("grad.\(name)")
-            let actual = try #require(parameter.grad, "no gradient for \(name)")
-            if ["conv1.bias", "conv2.bias"].contains(name) {
-                // Zero up to rounding: a batch norm follows (as in GeneratorGoldenTests).
-                let weightScale = try golden.tensor("grad.\(name.replacingOccurrences(of: "bias", with: "weight"))").maxAbs()
-                #expect(actual.maxAbs() < 1e-3 * weightScale && expected.maxAbs() < 1e-3 * weightScale, "\(name)")
-            } else {
-                expectClose(actual, expected, rtol: 1e-3, atol: 1e-4 * Swift.max(expected.maxAbs(), 1e-6), "grad.\(name)")
-            }
-            checked += 1
-        }
+        let checked = try expectParameterGradientsMatch(g, golden: golden)
         #expect(checked == 19)
     }
 }

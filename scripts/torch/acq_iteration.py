@@ -79,6 +79,21 @@ class Generator(nn.Module):
         return s.bn3(torch.tanh(s.conv3(h)))
 
 
+class EmbeddingGenerator(Generator):
+    """The embedding condition (method.md section 5's option): z * E(y) * (1 + MLP(p)),
+    MLP = Linear(2, 64), ReLU, Linear(64, latent); no heat-map channel."""
+    def __init__(s, latent=100, classes=10, channels=1, size=28):
+        super().__init__(latent, classes, channels, size)
+        s.conv1 = nn.Conv2d(128, 128, 3, 1, 1)
+        s.mlp = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, latent))
+
+    def forward(s, z, y, p):
+        h = s.bn0(s.l1(s.label_emb(y) * z * (1 + s.mlp(p))).view(z.shape[0], 128, s.s, s.s))
+        h = F.leaky_relu(s.bn1(s.conv1(F.interpolate(h, scale_factor=2))), 0.2)
+        h = F.leaky_relu(s.bn2(s.conv2(F.interpolate(h, scale_factor=2))), 0.2)
+        return s.bn3(torch.tanh(s.conv3(h)))
+
+
 def attention(f):
     a = (f ** 2).mean(1)
     p = a / a.sum((1, 2), keepdim=True)

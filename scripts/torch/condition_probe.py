@@ -1,0 +1,67 @@
+"""Does a generator learn ACQ's position condition? A PyTorch re-implementation of the generator
+warm-up (method.md sections 2, 4, 5), independent of acq-dist, that trains the generator against
+the shipped teacher with a chosen set of terms and prints, every 50 steps, the attention-centre
+matching term and the least-squares slope of the attention centres c on the asked positions p
+(1: the centres follow p; 0: the generator ignores it), the teacher's CE and BNS.
+
+Usage (the PyTorch venv of ../shared/tools/torch-ref):
+    $HOME/.torch-ref/bin/python scripts/torch/condition_probe.py [--terms ce,bns,acm]
+        [--acm-weight 1] [--steps 300] [--seed 0] [--condition heatmap|embedding] [--teacher FILE]
+Measurement only: acq-dist never needs PyTorch."""
+import argparse, os, sys
+import torch, torch.nn as nn, torch.nn.functional as F
+from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet import ResNet
+from acq_iteration import EmbeddingGenerator, Generator, attention
+
+
+def main():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--terms", default="ce,bns,acm", help="comma-separated subset of ce, bns, acm")
+    ap.add_argument("--acm-weight", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--condition", choices=["heatmap", "embedding"], default="heatmap")
+    ap.add_argument("--teacher", default=os.path.join(root, "models", "resnet20-fashion-mnist.safetensors"))
+    a = ap.parse_args()
+    terms = set(a.terms.split(","))
+    unknown = terms - {"ce", "bns", "acm"}
+    if unknown:
+        sys.exit(f"condition_probe.py: unknown term(s) {sorted(unknown)} in --terms (ce, bns, acm)")
+    torch.set_num_threads(1); torch.manual_seed(a.seed)
+    teacher = ResNet().eval()
+    state = load_file(a.teacher)
+    teacher.load_state_dict({k: v for k, v in state.items() if k in teacher.state_dict()}, strict=True)
+    for q in teacher.parameters(): q.requires_grad_(False)
+    bn_inputs = []
+    for m in teacher.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.register_forward_hook(lambda mod, inp, out: bn_inputs.append((mod, inp[0])))
+    gen = EmbeddingGenerator() if a.condition == "embedding" else Generator()
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    B = 64
+    print(f"terms {sorted(terms)}, acm weight {a.acm_weight}, condition {a.condition}, seed {a.seed}")
+    for step in range(a.steps):
+        y = torch.randint(0, 10, (B // 2,)).repeat_interleave(2)
+        p = (torch.rand(B // 2, 2) * 0.5 - 0.25).repeat_interleave(2, 0)
+        z = torch.randn(B, 100)
+        x = gen(z, y, p); bn_inputs.clear()
+        f = teacher.features(x); logits = teacher.fc(F.adaptive_avg_pool2d(f, 1).flatten(1))
+        bns = sum(F.mse_loss(i.mean((0, 2, 3)), m.running_mean) + F.mse_loss(i.var((0, 2, 3), unbiased=False), m.running_var)
+                  for m, i in bn_inputs) / len(bn_inputs)
+        _, c = attention(f)
+        acm = ((c - p) ** 2).sum(1).mean()
+        ce = F.cross_entropy(logits, y)
+        loss = sum([ce] * ("ce" in terms) + [0.1 * bns] * ("bns" in terms) + [a.acm_weight * acm] * ("acm" in terms))
+        opt.zero_grad(); loss.backward(); opt.step()
+        if step % 50 == 0 or step == a.steps - 1:
+            cd, pc = c.detach(), p - p.mean(0)
+            slope = ((cd - cd.mean(0)) * pc).sum() / (pc ** 2).sum()
+            print(f"step {step:4d}  acm {acm.item():.4f}  slope {slope.item():+.3f}  ce {ce.item():.3f}  bns {bns.item():.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
