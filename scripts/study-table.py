@@ -6,8 +6,9 @@ usage: scripts/study-table.py OUT
 Per method and bit width: mean ± sample standard deviation over seeds of the FINAL test accuracy
 (data-free: the last record of metrics.jsonl, `student_after_accuracy`; quantize: the
 `test_accuracy` the student file records, measured after its last step), the number of seeds,
-and the mean over seeds of the two diagnostics of `acq-dist diagnose`; then the real-image
-reference row. Prints the table and writes OUT/table.md.
+and the mean ± sd over seeds of the diagnostics of `acq-dist diagnose` (centre spread, attention
+gap, and for conditioned generators the slope of the centres on the asked positions); then the
+real-image reference row. Prints the table and writes OUT/table.md.
 """
 import json
 import math
@@ -111,10 +112,13 @@ def main():
         runs.setdefault((method, bits), []).append((seed, accuracy, diagnostics(folder)))
 
     def diag_mean(rows, key):
-        values = [d[key] for _, _, d in rows if d is not None]
+        """Mean ± sample sd over seeds of one diagnostic ("-" where no run measured it)."""
+        values = [d[key] for _, _, d in rows if d is not None and key in d]
         if not values:
             return "-"
-        return f"{sum(values) / len(values):.4g}" + ("" if len(values) == len(rows) else f" ({len(values)} of {len(rows)})")
+        m, sd = mean_sd(values)
+        text = f"{m:.4g}" + (f" ± {sd:.2g}" if sd is not None else "")
+        return text + ("" if len(values) == len(rows) else f" ({len(values)} of {len(rows)})")
 
     lines = [
         "# The study",
@@ -126,10 +130,11 @@ def main():
         lines += ["**Preset quick: a smoke test of the pipeline. These numbers are not results.**", ""]
     lines += [
         "Final test accuracy (after the last step, never a best epoch): mean ± sample standard deviation over seeds.",
-        "Centre spread and attention gap: `acq-dist diagnose` on the run's generator, mean over seeds.",
+        "Centre spread, attention gap and condition slope (how the centres follow the asked positions: 1 follows, 0 ignores): "
+        "`acq-dist diagnose` on the run's generator, mean ± sample sd over seeds.",
         "",
-        "| method | data | bits | final test accuracy (%) | seeds | centre spread | attention gap |",
-        "|---|---|---|---|---|---|---|",
+        "| method | data | bits | final test accuracy (%) | seeds | centre spread | attention gap | condition slope |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for bits in sorted({b for _, b in runs}, reverse=True):
         for method, label, data in METHODS:
@@ -141,11 +146,12 @@ def main():
             synthetic = method not in ("ptq", "qat")
             lines.append(f"| {label} | {data} | W{bits}A{bits} | {accuracy} | {len(rows)} | "
                          f"{diag_mean(rows, 'centre_spread') if synthetic else '-'} | "
-                         f"{diag_mean(rows, 'attention_gap') if synthetic else '-'} |")
+                         f"{diag_mean(rows, 'attention_gap') if synthetic else '-'} | "
+                         f"{diag_mean(rows, 'condition_slope') if synthetic else '-'} |")
     real = diagnostics(os.path.join(out, "real"))
     if real is not None:
         lines.append(f"| real test images (reference, {real['samples']} images) | real | - | - | - | "
-                     f"{real['centre_spread']:.4g} | {real['attention_gap']:.4g} |")
+                     f"{real['centre_spread']:.4g} | {real['attention_gap']:.4g} | - |")
     if incomplete:
         lines += ["", f"Incomplete runs (left out): {', '.join(incomplete)}."]
     table = "\n".join(lines) + "\n"
