@@ -7,6 +7,7 @@ matching term and the least-squares slope of the attention centres c on the aske
 Usage (the PyTorch venv of ../shared/tools/torch-ref):
     $HOME/.torch-ref/bin/python scripts/torch/condition_probe.py [--terms ce,bns,acm]
         [--acm-weight 1] [--steps 300] [--seed 0] [--condition heatmap|embedding] [--teacher FILE]
+        [--shift-test [DATA_DIR]]
 Measurement only: acq-dist never needs PyTorch."""
 import argparse, os, sys
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -26,6 +27,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--condition", choices=["heatmap", "embedding"], default="heatmap")
     ap.add_argument("--teacher", default=os.path.join(root, "models", "resnet20-fashion-mnist.safetensors"))
+    ap.add_argument("--shift-test", metavar="DATA_DIR", nargs="?", const="/usr/share/datasets/fashion-mnist",
+                    help="first, how far the teacher's centre moves when 512 real test images shift by 2 and 4 pixels")
     a = ap.parse_args()
     terms = set(a.terms.split(","))
     unknown = terms - {"ce", "bns", "acm"}
@@ -36,6 +39,17 @@ def main():
     state = load_file(a.teacher)
     teacher.load_state_dict({k: v for k, v in state.items() if k in teacher.state_dict()}, strict=True)
     for q in teacher.parameters(): q.requires_grad_(False)
+    if a.shift_test:
+        import gzip, numpy as np
+        path = os.path.join(a.shift_test, "t10k-images-idx3-ubyte.gz")
+        raw = np.frombuffer(gzip.open(path).read()[16:], np.uint8).reshape(-1, 1, 28, 28)
+        x = (torch.tensor(raw[:512], dtype=torch.float32) / 255 - 0.286) / 0.353
+        with torch.no_grad():
+            _, c0 = attention(teacher.features(x))
+            print(f"real centres: mean {c0.mean(0).tolist()}, sd {c0.std(0).tolist()}")
+            for dx in (-4, -2, 2, 4):
+                _, c = attention(teacher.features(torch.roll(x, dx, dims=3)))
+                print(f"shift {dx:+d} px along x: mean centre moves {(c - c0).mean(0).tolist()}")
     bn_inputs = []
     for m in teacher.modules():
         if isinstance(m, nn.BatchNorm2d):
