@@ -104,8 +104,8 @@ public func centreSpread(centres: Tensor, labels: [Int]) -> Double? {
     return spreads.isEmpty ? nil : spreads.reduce(0, +) / Double(spreads.count)
 }
 
-/// Both diagnostics over `batches` batches of `batchSize` images, batch b from `batch(b)`
-/// (images [batchSize, C, H, W] and their labels).
+/// The diagnostics over `batches` batches of `batchSize` images, batch b from `batch(b)`
+/// (images [batchSize, C, H, W], their labels, and the positions asked of a conditioned generator).
 public func attentionDiagnostics(teacher: ResNet, batches: Int, batchSize: Int,
                                  batch: (Int) throws -> DiagnosticBatch) throws -> AttentionDiagnostics {
     guard batches >= 1 && batchSize >= 2 else {
@@ -190,10 +190,10 @@ public struct TrainedGenerator {
     }
 
     /// Batch b of generated images: noise, labels (uniform, shared by pairs) and positions
-    /// from `SyntheticBatch`'s counter-based streams, positions only with a heat-map condition.
+    /// from `SyntheticBatch`'s counter-based streams, positions only with a position condition.
     /// The draws come from steps 10^9 + b, far past any training run's steps, so they are not
     /// the batches the generator trained on. Returns images [batchSize, C, H, W], labels and
-    /// (with a heat-map condition) the positions asked for.
+    /// (with a position condition) the positions asked for.
     public func batch(_ b: Int, batchSize: Int, seed: UInt64) -> DiagnosticBatch {
         let draws = SyntheticBatch(step: 1_000_000_000 + b, range: 0..<batchSize, latent: generator.config.latent,
                                    classes: generator.config.classes, positionRange: positionRange, seed: seed)
