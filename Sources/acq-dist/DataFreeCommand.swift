@@ -28,14 +28,14 @@ struct DataFree: ParsableCommand {
     @Option(name: .customLong("student-ce-weight"),
             help: "Weight of the student's cross-entropy on the generator's labels beside the distillation loss (0: distillation only).")
     var studentCEWeight: Float = 1
-    @Option(name: .customLong("bns-weight")) var bnsWeight: Float = 0.1
-    @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = 1
-    @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = 0.1
-    @Option(name: .customLong("cons-weight"), help: "ACQ eval/train consistency weight (0: off).") var consistencyWeight: Float = 1
+    @Option(name: .customLong("bns-weight")) var bnsWeight: Float = GDFQObjective().bnsWeight
+    @Option(name: .customLong("acm-weight"), help: "ACQ attention-centre matching weight (0: off).") var acmWeight: Float = ACQObjective().acmWeight
+    @Option(name: .customLong("pair-weight"), help: "ACQ paired-loss weight (0: off).") var pairWeight: Float = ACQObjective().pairWeight
+    @Option(name: .customLong("cons-weight"), help: "ACQ eval/train consistency weight (0: off).") var consistencyWeight: Float = ACQObjective().consistencyWeight
     @Option(help: "How ACQ's generator takes the position: heatmap (a Gaussian bump channel, the default) or embedding (z * E(y) * (1 + MLP(p))).")
     var condition: Condition = .heatmap
     @Flag(name: .customLong("no-condition"), help: "ACQ without the position condition (and without attention-centre matching).") var noCondition = false
-    @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = 0.25
+    @Option(name: .customLong("position-range"), help: "Positions are drawn from [-r, r]^2, r in (0, 1].") var positionRange: Float = DataFreeConfig().positionRange
     @Option(help: "Seed of every random draw.") var seed: UInt64 = 0
     @Option(name: .customLong("convbn-mode"), help: "How the student's conv+BN blocks train: tune (BN folded, default) or eval.")
     var convBNMode: String = "tune"
