@@ -6,8 +6,9 @@ matching term and the least-squares slope of the attention centres c on the aske
 
 Usage (the PyTorch venv of ../shared/tools/torch-ref):
     $HOME/.torch-ref/bin/python scripts/torch/condition_probe.py [--terms ce,bns,acm]
-        [--acm-weight 1] [--steps 300] [--seed 0] [--condition heatmap|embedding] [--teacher FILE]
-        [--shift-test [DATA_DIR]]
+        [--acm-weight 1] [--steps 300] [--seed 0] [--condition heatmap|embedding|gated|every-scale]
+        [--gain 1] [--ce-from 0] [--teacher FILE] [--shift-test [DATA_DIR]]
+`gated` and `every-scale` are candidate ways of feeding p in that acq-dist does not implement.
 Measurement only: acq-dist never needs PyTorch."""
 import argparse, os, sys
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -18,6 +19,47 @@ from resnet import ResNet
 from acq_iteration import EmbeddingGenerator, Generator, attention
 
 
+def heat_map(p, size, std=0.25):
+    g = torch.linspace(-1, 1, size)
+    return torch.exp(-((g.view(1, 1, 1, -1) - p[:, 0].view(-1, 1, 1, 1)) ** 2
+                       + (g.view(1, 1, -1, 1) - p[:, 1].view(-1, 1, 1, 1)) ** 2) / (2 * std ** 2))
+
+
+class GatedGenerator(Generator):
+    """Candidate reconstruction: the heat map scales the first feature map, h * (1 + g * H(p)),
+    instead of joining it as a 129th channel; g is a learned scalar (starts at `gain`)."""
+    def __init__(s, gain=1.0):
+        super().__init__()
+        s.conv1 = nn.Conv2d(128, 128, 3, 1, 1)
+        s.gain = nn.Parameter(torch.tensor(float(gain)))
+
+    def forward(s, z, y, p):
+        h = s.bn0(s.l1(s.label_emb(y) * z).view(z.shape[0], 128, s.s, s.s))
+        h = h * (1 + s.gain * heat_map(p, s.s))
+        h = F.leaky_relu(s.bn1(s.conv1(F.interpolate(h, scale_factor=2))), 0.2)
+        h = F.leaky_relu(s.bn2(s.conv2(F.interpolate(h, scale_factor=2))), 0.2)
+        return s.bn3(torch.tanh(s.conv3(h)))
+
+
+class EveryScaleGenerator(Generator):
+    """Candidate reconstruction: the heat-map channel joins the feature map at every resolution
+    (s, 2s, 4s), not only the first."""
+    def __init__(s):
+        super().__init__()
+        s.conv2 = nn.Conv2d(129, 64, 3, 1, 1)
+        s.conv3 = nn.Conv2d(65, 1, 3, 1, 1)
+
+    def forward(s, z, y, p):
+        h = s.bn0(s.l1(s.label_emb(y) * z).view(z.shape[0], 128, s.s, s.s))
+        h = torch.cat([h, heat_map(p, s.s)], 1)
+        h = F.interpolate(h, scale_factor=2)
+        h = F.leaky_relu(s.bn1(s.conv1(h)), 0.2)
+        h = torch.cat([h, heat_map(p, 2 * s.s)], 1)
+        h = F.leaky_relu(s.bn2(s.conv2(F.interpolate(h, scale_factor=2))), 0.2)
+        h = torch.cat([h, heat_map(p, 4 * s.s)], 1)
+        return s.bn3(torch.tanh(s.conv3(h)))
+
+
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
     ap = argparse.ArgumentParser()
@@ -25,7 +67,9 @@ def main():
     ap.add_argument("--acm-weight", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--condition", choices=["heatmap", "embedding"], default="heatmap")
+    ap.add_argument("--condition", choices=["heatmap", "embedding", "gated", "every-scale"], default="heatmap")
+    ap.add_argument("--gain", type=float, default=1.0, help="gated: the heat map's starting gain")
+    ap.add_argument("--ce-from", type=int, default=0, help="the teacher's CE joins the loss at this step")
     ap.add_argument("--teacher", default=os.path.join(root, "models", "resnet20-fashion-mnist.safetensors"))
     ap.add_argument("--shift-test", metavar="DATA_DIR", nargs="?", const="/usr/share/datasets/fashion-mnist",
                     help="first, how far the teacher's centre moves when 512 real test images shift by 2 and 4 pixels")
@@ -54,10 +98,11 @@ def main():
     for m in teacher.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.register_forward_hook(lambda mod, inp, out: bn_inputs.append((mod, inp[0])))
-    gen = EmbeddingGenerator() if a.condition == "embedding" else Generator()
+    gen = {"embedding": EmbeddingGenerator, "gated": lambda: GatedGenerator(a.gain),
+           "every-scale": EveryScaleGenerator, "heatmap": Generator}[a.condition]()
     opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
     B = 64
-    print(f"terms {sorted(terms)}, acm weight {a.acm_weight}, condition {a.condition}, seed {a.seed}")
+    print(f"terms {sorted(terms)}, acm weight {a.acm_weight}, condition {a.condition}, seed {a.seed}, ce from step {a.ce_from}")
     for step in range(a.steps):
         y = torch.randint(0, 10, (B // 2,)).repeat_interleave(2)
         p = (torch.rand(B // 2, 2) * 0.5 - 0.25).repeat_interleave(2, 0)
@@ -69,7 +114,7 @@ def main():
         _, c = attention(f)
         acm = ((c - p) ** 2).sum(1).mean()
         ce = F.cross_entropy(logits, y)
-        loss = sum([ce] * ("ce" in terms) + [0.1 * bns] * ("bns" in terms) + [a.acm_weight * acm] * ("acm" in terms))
+        loss = sum([ce] * ("ce" in terms and step >= a.ce_from) + [0.1 * bns] * ("bns" in terms) + [a.acm_weight * acm] * ("acm" in terms))
         opt.zero_grad(); loss.backward(); opt.step()
         if step % 50 == 0 or step == a.steps - 1:
             cd, pc = c.detach(), p - p.mean(0)
