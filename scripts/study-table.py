@@ -24,15 +24,20 @@ METHODS = [
     ("pair", "+ paired loss", "synthetic"),
     ("acq", "+ consistency (= ACQ)", "synthetic"),
     ("qat", "QAT", "**REAL training set** (not data-free)"),
-    # scripts/study.sh --sweep: ACQ with one loss weight moved from its default (1, 0.1, 1).
-    ("acq-acm0.3", "ACQ, ACM weight 0.3", "synthetic"),
-    ("acq-acm3", "ACQ, ACM weight 3", "synthetic"),
-    ("acq-pair0.03", "ACQ, pair weight 0.03", "synthetic"),
-    ("acq-pair0.3", "ACQ, pair weight 0.3", "synthetic"),
-    ("acq-cons0.3", "ACQ, consistency weight 0.3", "synthetic"),
-    ("acq-cons3", "ACQ, consistency weight 3", "synthetic"),
 ]
 RUN = re.compile(r"^(ptq|gdfq|acm|pair|acq|qat|acq-(?:acm|pair|cons)[0-9.]+)-w([2-8])a\2-seed([0-9]+)$")
+# scripts/study.sh --sweep: ACQ with one loss weight moved from its default, named acq-<term><weight>.
+SWEEP = re.compile(r"^acq-(acm|pair|cons)([0-9.]+)$")
+SWEEP_TERMS = {"acm": "ACM", "pair": "pair", "cons": "consistency"}
+
+
+def rows_in_order(methods):
+    """The study's arms in METHODS order, then the sweep's by term and weight."""
+    fixed = [m for m in METHODS if m[0] in methods]
+    sweep = sorted((SWEEP.match(m).group(1), float(SWEEP.match(m).group(2)), m) for m in methods if SWEEP.match(m))
+    order = list(SWEEP_TERMS)
+    sweep.sort(key=lambda t: (order.index(t[0]), t[1]))
+    return fixed + [(m, f"ACQ, {SWEEP_TERMS[term]} weight {SWEEP.match(m).group(2)}", "synthetic") for term, _, m in sweep]
 
 
 def fail(message):
@@ -137,7 +142,7 @@ def main():
         "|---|---|---|---|---|---|---|---|",
     ]
     for bits in sorted({b for _, b in runs}, reverse=True):
-        for method, label, data in METHODS:
+        for method, label, data in rows_in_order({m for m, b in runs if b == bits}):
             rows = runs.get((method, bits))
             if not rows:
                 continue

@@ -9,7 +9,8 @@
 #   qat    quantize --method qat                          (REAL training data: not data-free)
 #
 # or, with --sweep, ACQ with one of its loss weights moved from its default at a time (the sweep
-# behind the defaults): gdfq, acq, and acq-acm{0.3,3}, acq-pair{0.03,0.3}, acq-cons{0.3,3};
+# behind the defaults, each moved down and up by about a factor of 3): gdfq, acq, and
+# acq-acm{0.3,3}, acq-pair{0.1,1}, acq-cons{1,10};
 # then `diagnose --json` on every data-free run's generator and once on real test images, and
 # the table of final test accuracies (mean ± sample sd over seeds) and diagnostics in
 # <out>/table.md (scripts/study-table.py). Every run has its own folder under <out>; a run whose
@@ -147,9 +148,9 @@ diagnose() {  # diagnose FOLDER SOURCE-ARGS...: writes FOLDER/diagnostics.json
 
 mkdir -p "$out/real"
 diagnose "$out/real" --real
-# The sweep: the default weights are 1 (ACM), 0.1 (pair), 1 (consistency); each is moved down
-# and up by about a factor of 3 with the others at their defaults.
-sweep_runs=("acm 0.3" "acm 3" "pair 0.03" "pair 0.3" "cons 0.3" "cons 3")
+# The sweep: the default weights are 1 (ACM), 0.3 (pair), 3 (consistency) (`acq-dist methods`);
+# each is moved down and up by about a factor of 3 with the others at their defaults.
+sweep_runs=("acm 0.3" "acm 3" "pair 0.1" "pair 1" "cons 1" "cons 10")
 for b in $bits; do
     for ((seed = 0; seed < seeds; seed++)); do
         tag="w${b}a${b}-seed$seed"
