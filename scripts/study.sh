@@ -6,11 +6,13 @@
 #   acm    datafree --method acq --pair-weight 0 --cons-weight 0   (GDFQ + condition/ACM)
 #   pair   datafree --method acq --cons-weight 0                   (+ paired loss)
 #   acq    datafree --method acq                                   (+ consistency = ACQ)
+#
+# with ACQ's default weights, or --pair-weight / --cons-weight for the pair and acq arms;
 #   qat    quantize --method qat                          (REAL training data: not data-free)
 #
 # or, with --sweep, ACQ with one of its loss weights moved from its default at a time (the sweep
 # behind the defaults, each moved down and up by about a factor of 3): gdfq, acq, and
-# acq-acm{0.3,3}, acq-pair{0.1,1}, acq-cons{1,10};
+# acq-acm{0.3,3}, acq-pair{0.03,0.3}, acq-cons{0.3,3};
 # then `diagnose --json` on every data-free run's generator and once on real test images, and
 # the table of final test accuracies (mean ± sample sd over seeds) and diagnostics in
 # <out>/table.md (scripts/study-table.py). Every run has its own folder under <out>; a run whose
@@ -24,7 +26,8 @@ usage() {
     cat >&2 <<'EOF'
 usage: scripts/study.sh [--preset quick|short|default|long] [--seeds N] [--bits "4 3"] [--ranks N] [--threads T]
                         [--out DIR] [--bin PATH] [--teacher FILE] [--test-limit N] [--student-lr LR] [--samples N]
-                        [--student-ce-weight W] [--weight-range minmax|mse] [--activation-range minmax|mse] [--sweep]
+                        [--student-ce-weight W] [--weight-range minmax|mse] [--activation-range minmax|mse]
+                        [--pair-weight W] [--cons-weight W] [--sweep]
 EOF
     exit 2
 }
@@ -35,10 +38,11 @@ out="runs/study-$(date -u +%Y%m%d)"
 bin="${ACQ_DIST_BIN:-$root/.build/release/acq-dist}"
 teacher="$root/models/resnet20-fashion-mnist.safetensors"
 test_limit="" student_lr="" samples="" ce_weight=1 sweep=0 weight_range=minmax activation_range=minmax
+pair_weight="" cons_weight=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --sweep) sweep=1; shift; continue ;;
-        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight|--weight-range|--activation-range)
+        --preset|--seeds|--bits|--ranks|--threads|--out|--bin|--teacher|--test-limit|--student-lr|--samples|--student-ce-weight|--weight-range|--activation-range|--pair-weight|--cons-weight)
             [ $# -ge 2 ] || { echo "study.sh: $1 needs a value" >&2; usage; }
             v="$2"
             case "$1" in
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
                 --threads) threads="$v" ;; --out) out="$v" ;; --bin) bin="$v" ;; --teacher) teacher="$v" ;;
                 --test-limit) test_limit="$v" ;; --student-lr) student_lr="$v" ;; --samples) samples="$v" ;;
                 --student-ce-weight) ce_weight="$v" ;;
+                --pair-weight) pair_weight="$v" ;; --cons-weight) cons_weight="$v" ;;
                 --weight-range) weight_range="$v" ;; --activation-range) activation_range="$v" ;;
             esac
             shift 2 ;;
@@ -61,6 +66,10 @@ positive --threads "$threads"
 [ -z "$test_limit" ] || positive --test-limit "$test_limit"
 [ -z "$samples" ] || positive --samples "$samples"
 [[ "$ce_weight" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--student-ce-weight needs a number of 0 or more, got '$ce_weight'"
+for w in pair:"$pair_weight" cons:"$cons_weight"; do
+    [ -z "${w#*:}" ] || [[ "${w#*:}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--${w%%:*}-weight needs a number of 0 or more, got '${w#*:}'"
+done
+[ "$sweep" = 0 ] || [ -z "$pair_weight$cons_weight" ] || fail "--sweep moves one weight at a time from acq-dist's defaults; it takes no --pair-weight or --cons-weight"
 for b in $bits; do [[ "$b" =~ ^[2-8]$ ]] || fail "--bits takes widths from 2 to 8, got '$b'"; done
 [[ "$weight_range" =~ ^(minmax|mse)$ ]] || fail "--weight-range must be minmax or mse, got '$weight_range'"
 [[ "$activation_range" =~ ^(minmax|mse)$ ]] || fail "--activation-range must be minmax or mse, got '$activation_range'"
@@ -89,7 +98,7 @@ limit=()
 
 mkdir -p "$out"
 # A resumed study must be the same study: refuse a folder holding runs of other settings.
-settings="$([ "$sweep" = 1 ] && echo "sweep ")preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight weight_range=$weight_range activation_range=$activation_range diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
+settings="$([ "$sweep" = 1 ] && echo "sweep ")preset=$preset steps=$steps warmup=$warmup batch=$batch calibration=$calib student_lr=$lr student_ce_weight=$ce_weight weight_range=$weight_range activation_range=$activation_range${pair_weight:+ pair_weight=$pair_weight}${cons_weight:+ cons_weight=$cons_weight} diagnostic_samples=$diag test_limit=${test_limit:-all} teacher=$(basename "$teacher")"
 if [ -f "$out/settings.txt" ]; then
     [ "$(cat "$out/settings.txt")" = "$settings" ] || fail "$out holds a study with other settings ($(cat "$out/settings.txt")); use another --out"
 else
@@ -148,9 +157,11 @@ diagnose() {  # diagnose FOLDER SOURCE-ARGS...: writes FOLDER/diagnostics.json
 
 mkdir -p "$out/real"
 diagnose "$out/real" --real
-# The sweep: the default weights are 1 (ACM), 0.3 (pair), 3 (consistency) (`acq-dist methods`);
+# The sweep: the default weights are 1 (ACM), 0.1 (pair), 1 (consistency) (`acq-dist methods`);
 # each is moved down and up by about a factor of 3 with the others at their defaults.
-sweep_runs=("acm 0.3" "acm 3" "pair 0.1" "pair 1" "cons 1" "cons 10")
+sweep_runs=("acm 0.3" "acm 3" "pair 0.03" "pair 0.3" "cons 0.3" "cons 3")
+pair_args=(${pair_weight:+--pair-weight "$pair_weight"})
+acq_args=("${pair_args[@]}" ${cons_weight:+--cons-weight "$cons_weight"})
 for b in $bits; do
     for ((seed = 0; seed < seeds; seed++)); do
         tag="w${b}a${b}-seed$seed"
@@ -169,8 +180,8 @@ for b in $bits; do
         quantize "ptq-$tag" "$b" "$seed" --method ptq "${ptq[@]}"
         datafree "gdfq-$tag" "$b" "$seed" --method gdfq
         datafree "acm-$tag" "$b" "$seed" --method acq --pair-weight 0 --cons-weight 0
-        datafree "pair-$tag" "$b" "$seed" --method acq --cons-weight 0
-        datafree "acq-$tag" "$b" "$seed" --method acq
+        datafree "pair-$tag" "$b" "$seed" --method acq "${pair_args[@]}" --cons-weight 0
+        datafree "acq-$tag" "$b" "$seed" --method acq "${acq_args[@]}"
         quantize "qat-$tag" "$b" "$seed" --method qat "${qat[@]}"
         for m in gdfq acm pair acq; do diagnose "$out/$m-$tag" --generator "$out/$m-$tag/generator.safetensors" --seed "$seed"; done
     done

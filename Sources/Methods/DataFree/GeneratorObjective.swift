@@ -65,8 +65,8 @@ public struct GDFQObjective: GeneratorObjective, Codable {
 public struct ACQObjective: GeneratorObjective, Codable {
     public var bnsWeight: Float = 0.1
     public var acmWeight: Float = 1
-    public var pairWeight: Float = 0.3
-    public var consistencyWeight: Float = 3
+    public var pairWeight: Float = 0.1
+    public var consistencyWeight: Float = 1
     public var condition: PositionCondition = .heatMap
     public init() {}
     public var needsBatchStatisticsPass: Bool { consistencyWeight != 0 }
