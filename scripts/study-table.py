@@ -33,11 +33,10 @@ SWEEP_TERMS = {"acm": "ACM", "pair": "pair", "cons": "consistency"}
 
 def rows_in_order(methods):
     """The study's arms in METHODS order, then the sweep's by term and weight."""
-    fixed = [m for m in METHODS if m[0] in methods]
-    sweep = sorted((SWEEP.match(m).group(1), float(SWEEP.match(m).group(2)), m) for m in methods if SWEEP.match(m))
-    order = list(SWEEP_TERMS)
-    sweep.sort(key=lambda t: (order.index(t[0]), t[1]))
-    return fixed + [(m, f"ACQ, {SWEEP_TERMS[term]} weight {SWEEP.match(m).group(2)}", "synthetic") for term, _, m in sweep]
+    sweep = [(SWEEP.match(m), m) for m in methods if SWEEP.match(m)]
+    sweep.sort(key=lambda s: (list(SWEEP_TERMS).index(s[0].group(1)), float(s[0].group(2))))
+    return [m for m in METHODS if m[0] in methods] + [
+        (m, f"ACQ, {SWEEP_TERMS[match.group(1)]} weight {match.group(2)}", "synthetic") for match, m in sweep]
 
 
 def fail(message):
