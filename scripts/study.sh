@@ -6,10 +6,9 @@
 #   acm    datafree --method acq --pair-weight 0 --cons-weight 0   (GDFQ + condition/ACM)
 #   pair   datafree --method acq --cons-weight 0                   (+ paired loss)
 #   acq    datafree --method acq                                   (+ consistency = ACQ)
-#
-# with ACQ's default weights, or --pair-weight / --cons-weight for the pair and acq arms;
 #   qat    quantize --method qat                          (REAL training data: not data-free)
 #
+# with ACQ's default weights, or those of --pair-weight / --cons-weight for the pair and acq arms;
 # or, with --sweep, ACQ with one of its loss weights moved from its default at a time (the sweep
 # behind the defaults, each moved down and up by about a factor of 3): gdfq, acq, and
 # acq-acm{0.3,3}, acq-pair{0.03,0.3}, acq-cons{0.3,3};
