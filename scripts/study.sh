@@ -11,7 +11,7 @@
 # with ACQ's default weights, or those of --pair-weight / --cons-weight for the pair and acq arms;
 # or, with --sweep, ACQ with one of its loss weights moved from its default at a time (the sweep
 # behind the defaults, each moved down and up by about a factor of 3): gdfq, acq, and
-# acq-acm{0.3,3}, acq-pair{0.07,0.6}, acq-cons{0.7,6};
+# acq-acm{0.3,3}, acq-pair{0.2,1.8}, acq-cons{0.7,6};
 # then `diagnose --json` on every data-free run's generator and once on real test images, and
 # the table of final test accuracies (mean ± sample sd over seeds) and diagnostics in
 # <out>/table.md (scripts/study-table.py). Every run has its own folder under <out>; a run whose
@@ -156,9 +156,9 @@ diagnose() {  # diagnose FOLDER SOURCE-ARGS...: writes FOLDER/diagnostics.json
 
 mkdir -p "$out/real"
 diagnose "$out/real" --real
-# The sweep: the default weights are 1 (ACM), 0.2 (pair), 2 (consistency) (`acq-dist methods`);
+# The sweep: the default weights are 1 (ACM), 0.6 (pair), 2 (consistency) (`acq-dist methods`);
 # each is moved down and up by about a factor of 3 with the others at their defaults.
-sweep_runs=("acm 0.3" "acm 3" "pair 0.07" "pair 0.6" "cons 0.7" "cons 6")
+sweep_runs=("acm 0.3" "acm 3" "pair 0.2" "pair 1.8" "cons 0.7" "cons 6")
 pair_args=(${pair_weight:+--pair-weight "$pair_weight"})
 acq_args=("${pair_args[@]}" ${cons_weight:+--cons-weight "$cons_weight"})
 for b in $bits; do

@@ -140,7 +140,7 @@ def main():
         for m in teacher.modules():
             if isinstance(m, nn.BatchNorm2d): m.eval(); m.track_running_stats = True
         cons = ((ah - ah_t) ** 2).mean()
-        loss = F.cross_entropy(logits, y) + 0.1 * bns + acm + 0.2 * pair + 2 * cons  # acq-dist's default weights
+        loss = F.cross_entropy(logits, y) + 0.1 * bns + acm + 0.6 * pair + 2 * cons  # acq-dist's default weights
         g_opt.zero_grad(); loss.backward(); g_opt.step()
         return x.detach(), y
 
