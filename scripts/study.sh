@@ -64,10 +64,10 @@ positive --ranks "$ranks"
 positive --threads "$threads"
 [ -z "$test_limit" ] || positive --test-limit "$test_limit"
 [ -z "$samples" ] || positive --samples "$samples"
-[[ "$ce_weight" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--student-ce-weight needs a number of 0 or more, got '$ce_weight'"
-for w in pair:"$pair_weight" cons:"$cons_weight"; do
-    [ -z "${w#*:}" ] || [[ "${w#*:}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "--${w%%:*}-weight needs a number of 0 or more, got '${w#*:}'"
-done
+nonnegative() { [[ "$2" =~ ^[0-9]+(\.[0-9]+)?$ ]] || fail "$1 needs a number of 0 or more, got '$2'"; }
+nonnegative --student-ce-weight "$ce_weight"
+[ -z "$pair_weight" ] || nonnegative --pair-weight "$pair_weight"
+[ -z "$cons_weight" ] || nonnegative --cons-weight "$cons_weight"
 [ "$sweep" = 0 ] || [ -z "$pair_weight$cons_weight" ] || fail "--sweep moves one weight at a time from acq-dist's defaults; it takes no --pair-weight or --cons-weight"
 for b in $bits; do [[ "$b" =~ ^[2-8]$ ]] || fail "--bits takes widths from 2 to 8, got '$b'"; done
 [[ "$weight_range" =~ ^(minmax|mse)$ ]] || fail "--weight-range must be minmax or mse, got '$weight_range'"

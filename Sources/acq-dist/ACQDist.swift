@@ -205,7 +205,10 @@ extension Bench {
         let ours = try benchmarkACQIteration(teacher: teacher, batch: acqBatch, iterations: iterations, repeats: repeats)
         var theirs: Double?
         if !torchACQ.isEmpty {
-            let out = try? runShell("\(torchACQ) --threads \(Compute.threads) --batch \(acqBatch) --repeats \(repeats) --iterations \(iterations)")
+            // The PyTorch side takes acq-dist's loss weights, so the two iterations compute the same loss.
+            let w = DataFreeConfig().acq
+            let out = try? runShell("\(torchACQ) --threads \(Compute.threads) --batch \(acqBatch) --repeats \(repeats) --iterations \(iterations)"
+                                    + " --weights \(w.bnsWeight) \(w.acmWeight) \(w.pairWeight) \(w.consistencyWeight)")
             theirs = out?.split(separator: "\n").first { $0.hasPrefix("acq_iteration_s ") }.flatMap { Double($0.split(separator: " ")[1]) }
             if theirs == nil { FileHandle.standardError.write(Data("bench: the PyTorch ACQ iteration did not run ('\(torchACQ)'); showing acq-dist alone\n".utf8)) }
         }

@@ -2,7 +2,8 @@
 ACQ at W4A4 on a ResNet-20 teacher, following ../shared/spec/method.md (sections 2-5), timed on
 this machine. Benchmark only: acq-dist never needs PyTorch.
 
-Usage: python acq_iteration.py [--threads 2] [--batch 64] [--repeats 5] [--iterations 3]
+Usage: python acq_iteration.py --weights BNS ACM PAIR CONS [--threads 2] [--batch 64] [--repeats 5] [--iterations 3]
+(`acq-dist bench --acq` passes its own default loss weights.)
 Prints `acq_iteration_s <median seconds>` and the per-phase medians."""
 import argparse, statistics, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -107,6 +108,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5); ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--weights", type=float, nargs=4, required=True, metavar=("BNS", "ACM", "PAIR", "CONS"))
     a = ap.parse_args(); torch.set_num_threads(a.threads); torch.manual_seed(0)
     teacher = ResNet().eval()
     for q in teacher.parameters(): q.requires_grad_(False)
@@ -119,6 +121,7 @@ def main():
     g_opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
     s_opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weight_decay=1e-4)
     B = a.batch
+    w_bns, w_acm, w_pair, w_cons = a.weights
 
     def generator_step():
         y = torch.randint(0, 10, (B // 2,)).repeat_interleave(2)
@@ -140,7 +143,7 @@ def main():
         for m in teacher.modules():
             if isinstance(m, nn.BatchNorm2d): m.eval(); m.track_running_stats = True
         cons = ((ah - ah_t) ** 2).mean()
-        loss = F.cross_entropy(logits, y) + 0.1 * bns + acm + 0.6 * pair + 2 * cons  # acq-dist's default weights
+        loss = F.cross_entropy(logits, y) + w_bns * bns + w_acm * acm + w_pair * pair + w_cons * cons
         g_opt.zero_grad(); loss.backward(); g_opt.step()
         return x.detach(), y
 
